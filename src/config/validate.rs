@@ -1,0 +1,169 @@
+//! Checks that go beyond types: ranges, consistency between keys, addresses that parse.
+//! Every problem is collected with its dotted key before anything is reported.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::units::{ByteSize, format_duration};
+use super::{Config, ConfigError, Route};
+
+/// Upper bound for message and frame limits: one message is buffered whole in memory.
+const MAX_MESSAGE_CEILING: ByteSize = ByteSize::mib(1024);
+/// Bounds for per-read buffer sizes.
+const MIN_BUFFER: ByteSize = ByteSize(256);
+const MAX_BUFFER: ByteSize = ByteSize::mib(16);
+
+impl Config {
+    /// Every problem with this config, each naming its key and value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut bad = ConfigError::default();
+        if self.listen.parse::<SocketAddr>().is_err() {
+            bad.push("listen", format!("{:?} is not an ip:port address", self.listen));
+        }
+        check_positive(&mut bad, "connect_timeout", self.connect_timeout);
+        check_routes(&mut bad, &self.routes);
+        self.check_limits(&mut bad);
+        self.check_timers(&mut bad);
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
+            bad.push("log.level", format!("{:?} is not a log filter: {e}", self.log.level));
+        }
+        bad.into_result()
+    }
+
+    fn check_limits(&self, bad: &mut ConfigError) {
+        let l = &self.limits;
+        for (key, size) in [
+            ("limits.max_message_size", l.max_message_size),
+            ("limits.max_frame_size", l.max_frame_size),
+        ] {
+            if size.0 == 0 || size > MAX_MESSAGE_CEILING {
+                bad.push(key, format!("{size} is out of range (1 byte to {MAX_MESSAGE_CEILING})"));
+            }
+        }
+        if l.max_frame_size > l.max_message_size {
+            bad.push(
+                "limits.max_frame_size",
+                format!(
+                    "{} is larger than limits.max_message_size ({})",
+                    l.max_frame_size, l.max_message_size
+                ),
+            );
+        }
+        for (key, size) in [
+            ("limits.read_buffer_size", l.read_buffer_size),
+            ("limits.backend_read_size", l.backend_read_size),
+        ] {
+            if size < MIN_BUFFER || size > MAX_BUFFER {
+                bad.push(key, format!("{size} is out of range ({MIN_BUFFER} to {MAX_BUFFER})"));
+            }
+        }
+        check_positive(bad, "limits.handshake_timeout", l.handshake_timeout);
+    }
+
+    fn check_timers(&self, bad: &mut ConfigError) {
+        let lv = &self.liveness;
+        check_positive(bad, "liveness.ping_interval", lv.ping_interval);
+        check_positive(bad, "liveness.pong_timeout", lv.pong_timeout);
+        check_positive(bad, "liveness.close_timeout", lv.close_timeout);
+        if let Some(idle) = lv.idle_timeout {
+            check_positive(bad, "liveness.idle_timeout", idle);
+        }
+        if self.shutdown.grace <= lv.close_timeout {
+            bad.push(
+                "shutdown.grace",
+                format!(
+                    "{} must be longer than liveness.close_timeout ({})",
+                    format_duration(self.shutdown.grace),
+                    format_duration(lv.close_timeout)
+                ),
+            );
+        }
+    }
+}
+
+fn check_positive(bad: &mut ConfigError, key: &str, d: Duration) {
+    if d.is_zero() {
+        bad.push(key, "0s is not allowed: must be longer than zero");
+    }
+}
+
+fn check_routes(bad: &mut ConfigError, routes: &[Route]) {
+    if routes.is_empty() {
+        bad.push("routes", "no routes: add at least one { path, backend } (or pass --backend)");
+    }
+    let mut seen = HashSet::new();
+    for (i, route) in routes.iter().enumerate() {
+        let key = |field: &str| format!("routes.{i}.{field}");
+        if !route.path.starts_with('/') || route.path.contains(['?', '#', ' ']) {
+            bad.push(key("path"), format!("{:?} must be a path starting with '/'", route.path));
+        } else if !seen.insert(route.path.as_str()) {
+            bad.push(key("path"), format!("{:?} is used by an earlier route", route.path));
+        }
+        if route.backend.0.is_empty() {
+            bad.push(key("backend"), "no backend address given");
+        }
+        for (j, addr) in route.backend.0.iter().enumerate() {
+            if let Err(why) = check_host_port(addr) {
+                let k = if route.backend.0.len() == 1 { key("backend") } else { key(&format!("backend.{j}")) };
+                bad.push(k, format!("{addr:?} {why}"));
+            }
+        }
+        if let Some(t) = route.connect_timeout {
+            check_positive(bad, &key("connect_timeout"), t);
+        }
+    }
+}
+
+/// Accepts `1.2.3.4:80`, `[::1]:80` and `name.example:80`.
+fn check_host_port(addr: &str) -> Result<(), &'static str> {
+    if addr.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return Err("is not host:port (the port is missing)");
+    };
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => return Err("has no valid port (1-65535)"),
+        Ok(_) => {}
+    }
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
+    if name_ok { Ok(()) } else { Err("has an invalid host name (IPv6 needs brackets: [::1]:80)") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        assert!(check_host_port("127.0.0.1:5900").is_ok());
+        assert!(check_host_port("[::1]:5900").is_ok());
+        assert!(check_host_port("db.internal:5432").is_ok());
+        assert!(check_host_port("db.internal").is_err());
+        assert!(check_host_port("db:0").is_err());
+        assert!(check_host_port("::1:80").is_err());
+        assert!(check_host_port(":80").is_err());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let mut cfg = Config::single_route("nowhere", "x");
+        cfg.limits.max_frame_size = ByteSize::mib(2);
+        cfg.liveness.ping_interval = Duration::ZERO;
+        let err = cfg.validate().unwrap_err();
+        let keys: Vec<_> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["listen", "routes.0.backend", "limits.max_frame_size", "liveness.ping_interval"]
+        );
+        assert!(err.problems[0].message.contains("\"nowhere\""));
+    }
+
+    #[test]
+    fn defaults_with_a_route_are_valid() {
+        Config::single_route("127.0.0.1:0", "127.0.0.1:9").validate().unwrap();
+    }
+}

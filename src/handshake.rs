@@ -1,0 +1,112 @@
+//! The RFC 6455 opening handshake: which requests are valid upgrades, and the 101 answer.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{
+    CONNECTION, HeaderMap, HeaderName, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use hyper::{Method, Request, Response, StatusCode, Version};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use crate::error::Reject;
+
+/// Checks that `req` is a valid WebSocket upgrade and returns the `Sec-WebSocket-Accept`
+/// value to answer with. Checks run in order, so each failure has one clear status.
+pub fn check_upgrade<B>(req: &Request<B>) -> Result<String, Reject> {
+    let h = req.headers();
+    if !has_token(h, &UPGRADE, "websocket") {
+        return Err(if req.method() == Method::GET { Reject::UpgradeRequired } else { Reject::Method });
+    }
+    if req.method() != Method::GET {
+        return Err(Reject::Handshake("method must be GET"));
+    }
+    if req.version() < Version::HTTP_11 {
+        return Err(Reject::Handshake("HTTP/1.1 or later required"));
+    }
+    if !has_token(h, &CONNECTION, "upgrade") {
+        return Err(Reject::Handshake("Connection header lacks 'upgrade'"));
+    }
+    match single(h, &SEC_WEBSOCKET_VERSION)? {
+        None => return Err(Reject::Handshake("Sec-WebSocket-Version missing")),
+        Some(v) if v.as_bytes().trim_ascii() != b"13" => return Err(Reject::Version),
+        Some(_) => {}
+    }
+    let key = single(h, &SEC_WEBSOCKET_KEY)?.ok_or(Reject::Handshake("Sec-WebSocket-Key missing"))?;
+    let key = key.as_bytes().trim_ascii();
+    match STANDARD.decode(key) {
+        Ok(raw) if raw.len() == 16 => Ok(derive_accept_key(key)),
+        _ => Err(Reject::Handshake("Sec-WebSocket-Key is not 16 base64-encoded bytes")),
+    }
+}
+
+/// The 101 response completing the handshake.
+pub fn switching_protocols(accept: &str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(accept) {
+        h.insert(SEC_WEBSOCKET_ACCEPT, v);
+    }
+    resp
+}
+
+/// The header's only value; a repeated header is malformed.
+fn single<'a>(h: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a HeaderValue>, Reject> {
+    let mut values = h.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(Reject::Handshake("repeated handshake header"));
+    }
+    Ok(first)
+}
+
+/// Whether a comma-separated header holds `token` (case-insensitive), in any of its values.
+fn has_token(h: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    h.get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upgrade() -> hyper::http::request::Builder {
+        Request::get("/")
+            .header("Upgrade", "websocket")
+            .header("Connection", "keep-alive, Upgrade")
+            .header("Sec-WebSocket-Version", "13")
+            .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+    }
+
+    #[test]
+    fn rfc_example_key_is_accepted() {
+        let accept = check_upgrade(&upgrade().body(()).unwrap()).unwrap();
+        assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn each_defect_has_its_answer() {
+        let plain = Request::get("/").body(()).unwrap();
+        assert!(matches!(check_upgrade(&plain), Err(Reject::UpgradeRequired)));
+        let post = Request::post("/").body(()).unwrap();
+        assert!(matches!(check_upgrade(&post), Err(Reject::Method)));
+        let v8 = upgrade().header("Sec-WebSocket-Version", "8");
+        assert!(matches!(check_upgrade(&v8.body(()).unwrap()), Err(Reject::Handshake(_))));
+        let mut req = upgrade().body(()).unwrap();
+        req.headers_mut().insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("8"));
+        assert!(matches!(check_upgrade(&req), Err(Reject::Version)));
+        req.headers_mut().insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        req.headers_mut().insert(SEC_WEBSOCKET_KEY, HeaderValue::from_static("c2hvcnQ="));
+        assert!(matches!(check_upgrade(&req), Err(Reject::Handshake(_))));
+        req.headers_mut().remove(CONNECTION);
+        assert!(matches!(check_upgrade(&req), Err(Reject::Handshake(_))));
+    }
+}

@@ -1,0 +1,50 @@
+//! The accept loop: take connections, never stop on a per-connection error, and hand each
+//! one to its own task so a slow client never holds up the next accept.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::time::sleep;
+use tracing::{Instrument, error, info_span, warn};
+
+use crate::http;
+use crate::state::Shared;
+
+/// How long to back off when accepting fails for a reason that is not one connection's
+/// (out of file descriptors, out of memory): retrying at once would spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Accepts until the future is dropped.
+pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) if is_per_connection(&e) => continue,
+            Err(e) => {
+                if e.raw_os_error() == Some(24) || e.raw_os_error() == Some(23) {
+                    warn!(error = %e, "out of file descriptors; pausing accepts");
+                } else {
+                    error!(error = %e, "accept failed; pausing");
+                }
+                sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        if let Err(e) = tcp.set_nodelay(true) {
+            warn!(error = %e, %peer, "could not set TCP_NODELAY");
+        }
+        let task = http::serve_connection(tcp, peer, shared.clone());
+        shared.life.spawn(task.instrument(info_span!("conn", %peer)));
+    }
+}
+
+/// Errors that concern only the connection being accepted (it was reset or aborted
+/// before we got to it).
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
+    )
+}

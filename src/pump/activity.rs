@@ -1,0 +1,82 @@
+//! What the two directions of one session tell each other: when the client was last heard,
+//! when data last moved, whether the client-to-backend half is stuck on a slow backend, and
+//! the byte counts. Plain relaxed atomics: both halves run in the same task, so these are
+//! uncontended, and they keep the session future `Send`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use tokio::time::Instant;
+
+pub struct Activity {
+    start: Instant,
+    /// Microseconds since `start` at which any frame last arrived from the client.
+    heard_us: AtomicU64,
+    /// Microseconds since `start` at which a data message last moved either way.
+    data_us: AtomicU64,
+    /// The client-to-backend half is waiting for the backend to accept bytes, so it is not
+    /// reading the client: silence from the client is then not the client's fault.
+    upstream_blocked: AtomicBool,
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
+}
+
+impl Activity {
+    pub fn new(start: Instant) -> Self {
+        Self {
+            start,
+            heard_us: AtomicU64::new(0),
+            data_us: AtomicU64::new(0),
+            upstream_blocked: AtomicBool::new(false),
+            bytes_up: AtomicU64::new(0),
+            bytes_down: AtomicU64::new(0),
+        }
+    }
+
+    fn since_start(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.start).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    fn at(&self, us: u64) -> Instant {
+        self.start + std::time::Duration::from_micros(us)
+    }
+
+    pub fn heard_client(&self) {
+        self.heard_us.store(self.since_start(Instant::now()), Relaxed);
+    }
+
+    /// When the client was last heard (the session start if never).
+    pub fn heard_at(&self) -> Instant {
+        self.at(self.heard_us.load(Relaxed))
+    }
+
+    pub fn moved_up(&self, n: usize) {
+        self.bytes_up.fetch_add(n as u64, Relaxed);
+        self.data_us.store(self.since_start(Instant::now()), Relaxed);
+    }
+
+    pub fn moved_down(&self, n: usize) {
+        self.bytes_down.fetch_add(n as u64, Relaxed);
+        self.data_us.store(self.since_start(Instant::now()), Relaxed);
+    }
+
+    /// When data last moved either way (the session start if never).
+    pub fn data_at(&self) -> Instant {
+        self.at(self.data_us.load(Relaxed))
+    }
+
+    pub fn set_upstream_blocked(&self, blocked: bool) {
+        self.upstream_blocked.store(blocked, Relaxed);
+    }
+
+    pub fn upstream_blocked(&self) -> bool {
+        self.upstream_blocked.load(Relaxed)
+    }
+
+    pub fn bytes_up(&self) -> u64 {
+        self.bytes_up.load(Relaxed)
+    }
+
+    pub fn bytes_down(&self) -> u64 {
+        self.bytes_down.load(Relaxed)
+    }
+}

@@ -1,0 +1,87 @@
+//! One WebSocket session, from the completed upgrade to its access-log line.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tracing::{debug, info, warn};
+
+use crate::error::SessionEnd;
+use crate::pump::{self, Outcome};
+use crate::state::{RoutePlan, Shared};
+
+/// Who and what a session connects, for its log line.
+pub struct SessionInfo {
+    pub id: u64,
+    pub client: SocketAddr,
+    pub route: Arc<RoutePlan>,
+    pub backend_addr: SocketAddr,
+}
+
+/// Waits for hyper to hand over the upgraded connection, pumps, and logs the outcome.
+pub async fn run(on_upgrade: OnUpgrade, backend: TcpStream, info: SessionInfo, shared: Arc<Shared>) {
+    let started = Instant::now();
+    let upgraded = match on_upgrade.await {
+        Ok(upgraded) => upgraded,
+        Err(e) => {
+            debug!(error = %e, "client left before the upgrade completed");
+            return;
+        }
+    };
+    let cfg = &info.route.pump;
+    let stopping = shared.life.stopping();
+    // The plain-TCP case skips hyper's boxed IO; anything else goes through it.
+    let outcome = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => {
+            let ws = websocket(parts.io.into_inner(), parts.read_buf, shared.ws_config).await;
+            pump::run(ws, backend, cfg, stopping).await
+        }
+        Err(upgraded) => {
+            let ws = websocket(TokioIo::new(upgraded), Bytes::new(), shared.ws_config).await;
+            pump::run(ws, backend, cfg, stopping).await
+        }
+    };
+    log_access(&info, &outcome, started);
+}
+
+/// Wraps the upgraded stream, keeping any bytes the client sent right behind its request.
+async fn websocket<S>(io: S, already_read: Bytes, config: WebSocketConfig) -> WebSocketStream<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if already_read.is_empty() {
+        WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await
+    } else {
+        WebSocketStream::from_partially_read(io, already_read.to_vec(), Role::Server, Some(config)).await
+    }
+}
+
+/// The one line per finished session; a failed backend also gets a warning of its own.
+fn log_access(info: &SessionInfo, outcome: &Outcome, started: Instant) {
+    let end = &outcome.end;
+    match end {
+        SessionEnd::BackendIo(kind) => warn!(error = %kind, "backend connection failed"),
+        SessionEnd::BackendInvalidUtf8 => warn!("backend sent invalid utf-8 on a text route"),
+        _ => {}
+    }
+    info!(
+        conn_id = info.id,
+        client = %info.client,
+        route = %info.route.path,
+        backend = %info.backend_addr,
+        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        bytes_up = outcome.bytes_up,
+        bytes_down = outcome.bytes_down,
+        close_code = end.logged_code(),
+        ended_by = end.ended_by().as_str(),
+        end = end.label(),
+        "session closed"
+    );
+}
