@@ -44,7 +44,10 @@ pub async fn connect(addrs: &[String], per_attempt: Duration) -> Result<Backend,
     for addr in addrs {
         let err = match timeout(per_attempt, connect_one(addr)).await {
             Ok(Ok(backend)) => return Ok(backend),
-            Ok(Err(source)) => BackendError::Connect { addr: addr.clone(), source },
+            Ok(Err(source)) => BackendError::Connect {
+                addr: addr.clone(),
+                source,
+            },
             Err(_) => BackendError::Timeout { addr: addr.clone() },
         };
         debug!(backend = %addr, error = %err, "backend attempt failed");

@@ -73,7 +73,10 @@ impl Reject {
         let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
         *resp.status_mut() = self.status();
         let h = resp.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         h.insert(CONNECTION, HeaderValue::from_static("close"));
         match self {
             Self::UpgradeRequired => {
@@ -185,7 +188,11 @@ impl SessionEnd {
     pub fn awaits_client_close(&self) -> bool {
         matches!(
             self,
-            Self::BackendEof | Self::BackendIo(_) | Self::BackendInvalidUtf8 | Self::Idle | Self::Shutdown
+            Self::BackendEof
+                | Self::BackendIo(_)
+                | Self::BackendInvalidUtf8
+                | Self::Idle
+                | Self::Shutdown
         )
     }
 
@@ -215,20 +222,29 @@ mod tests {
     #[test]
     fn statuses_follow_the_cause() {
         let timeout = BackendError::Timeout { addr: "x:1".into() };
-        assert_eq!(Reject::Backend(timeout).status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            Reject::Backend(timeout).status(),
+            StatusCode::GATEWAY_TIMEOUT
+        );
         let refused = BackendError::Connect {
             addr: "x:1".into(),
             source: io::ErrorKind::ConnectionRefused.into(),
         };
         assert_eq!(Reject::Backend(refused).status(), StatusCode::BAD_GATEWAY);
-        assert_eq!(Reject::Version.into_response().headers()[SEC_WEBSOCKET_VERSION], "13");
+        assert_eq!(
+            Reject::Version.into_response().headers()[SEC_WEBSOCKET_VERSION],
+            "13"
+        );
     }
 
     #[test]
     fn close_codes_follow_the_cause() {
         assert_eq!(SessionEnd::TooBig.logged_code(), 1009);
         assert_eq!(SessionEnd::BackendEof.logged_code(), 1000);
-        assert_eq!(SessionEnd::BackendIo(io::ErrorKind::ConnectionReset).logged_code(), 1011);
+        assert_eq!(
+            SessionEnd::BackendIo(io::ErrorKind::ConnectionReset).logged_code(),
+            1011
+        );
         assert_eq!(SessionEnd::Shutdown.logged_code(), 1001);
         assert_eq!(SessionEnd::ClientGone.logged_code(), 1006);
         assert_eq!(SessionEnd::ClientClosed(Some(4000)).logged_code(), 4000);

@@ -18,7 +18,11 @@ use crate::error::Reject;
 pub fn check_upgrade<B>(req: &Request<B>) -> Result<String, Reject> {
     let h = req.headers();
     if !has_token(h, &UPGRADE, "websocket") {
-        return Err(if req.method() == Method::GET { Reject::UpgradeRequired } else { Reject::Method });
+        return Err(if req.method() == Method::GET {
+            Reject::UpgradeRequired
+        } else {
+            Reject::Method
+        });
     }
     if req.method() != Method::GET {
         return Err(Reject::Handshake("method must be GET"));
@@ -34,11 +38,14 @@ pub fn check_upgrade<B>(req: &Request<B>) -> Result<String, Reject> {
         Some(v) if v.as_bytes().trim_ascii() != b"13" => return Err(Reject::Version),
         Some(_) => {}
     }
-    let key = single(h, &SEC_WEBSOCKET_KEY)?.ok_or(Reject::Handshake("Sec-WebSocket-Key missing"))?;
+    let key =
+        single(h, &SEC_WEBSOCKET_KEY)?.ok_or(Reject::Handshake("Sec-WebSocket-Key missing"))?;
     let key = key.as_bytes().trim_ascii();
     match STANDARD.decode(key) {
         Ok(raw) if raw.len() == 16 => Ok(derive_accept_key(key)),
-        _ => Err(Reject::Handshake("Sec-WebSocket-Key is not 16 base64-encoded bytes")),
+        _ => Err(Reject::Handshake(
+            "Sec-WebSocket-Key is not 16 base64-encoded bytes",
+        )),
     }
 }
 
@@ -95,16 +102,25 @@ mod tests {
     #[test]
     fn each_defect_has_its_answer() {
         let plain = Request::get("/").body(()).unwrap();
-        assert!(matches!(check_upgrade(&plain), Err(Reject::UpgradeRequired)));
+        assert!(matches!(
+            check_upgrade(&plain),
+            Err(Reject::UpgradeRequired)
+        ));
         let post = Request::post("/").body(()).unwrap();
         assert!(matches!(check_upgrade(&post), Err(Reject::Method)));
         let v8 = upgrade().header("Sec-WebSocket-Version", "8");
-        assert!(matches!(check_upgrade(&v8.body(()).unwrap()), Err(Reject::Handshake(_))));
+        assert!(matches!(
+            check_upgrade(&v8.body(()).unwrap()),
+            Err(Reject::Handshake(_))
+        ));
         let mut req = upgrade().body(()).unwrap();
-        req.headers_mut().insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("8"));
+        req.headers_mut()
+            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("8"));
         assert!(matches!(check_upgrade(&req), Err(Reject::Version)));
-        req.headers_mut().insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-        req.headers_mut().insert(SEC_WEBSOCKET_KEY, HeaderValue::from_static("c2hvcnQ="));
+        req.headers_mut()
+            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        req.headers_mut()
+            .insert(SEC_WEBSOCKET_KEY, HeaderValue::from_static("c2hvcnQ="));
         assert!(matches!(check_upgrade(&req), Err(Reject::Handshake(_))));
         req.headers_mut().remove(CONNECTION);
         assert!(matches!(check_upgrade(&req), Err(Reject::Handshake(_))));

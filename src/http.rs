@@ -50,7 +50,11 @@ pub async fn serve_connection(tcp: TcpStream, client: SocketAddr, shared: Arc<Sh
     }
 }
 
-async fn answer(mut req: Request<Incoming>, client: SocketAddr, shared: &Arc<Shared>) -> Response<Full<Bytes>> {
+async fn answer(
+    mut req: Request<Incoming>,
+    client: SocketAddr,
+    shared: &Arc<Shared>,
+) -> Response<Full<Bytes>> {
     match upgrade(&mut req, client, shared).await {
         Ok(resp) => resp,
         Err(reject) => {
@@ -67,17 +71,31 @@ async fn answer(mut req: Request<Incoming>, client: SocketAddr, shared: &Arc<Sha
 }
 
 /// Admits the request, connects the backend, spawns the session and returns the 101.
-async fn upgrade(req: &mut Request<Incoming>, client: SocketAddr, shared: &Arc<Shared>) -> Result<Response<Full<Bytes>>, Reject> {
-    let route = shared.route(req.uri().path()).ok_or(Reject::NotFound)?.clone();
+async fn upgrade(
+    req: &mut Request<Incoming>,
+    client: SocketAddr,
+    shared: &Arc<Shared>,
+) -> Result<Response<Full<Bytes>>, Reject> {
+    let route = shared
+        .route(req.uri().path())
+        .ok_or(Reject::NotFound)?
+        .clone();
     let accept = handshake::check_upgrade(req)?;
     if shared.life.is_stopping() {
         return Err(Reject::Draining);
     }
     let backend = backend::connect(&route.backends, route.connect_timeout).await?;
     let id = shared.next_id();
-    let span = info_span!("session", id, %client, route = %route.path, backend = %backend.addr);
-    let info = SessionInfo { id, client, route, backend_addr: backend.addr };
+    let span = info_span!("session", id);
+    let info = SessionInfo {
+        id,
+        client,
+        route,
+        backend_addr: backend.addr,
+    };
     let on_upgrade = hyper::upgrade::on(req);
-    shared.life.spawn(session::run(on_upgrade, backend.stream, info, shared.clone()).instrument(span));
+    shared
+        .life
+        .spawn(session::run(on_upgrade, backend.stream, info, shared.clone()).instrument(span));
     Ok(handshake::switching_protocols(&accept))
 }

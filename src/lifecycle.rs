@@ -48,7 +48,10 @@ impl Lifecycle {
 /// Resolves on the first SIGTERM or SIGINT, logging which. A second signal exits at once.
 pub async fn signal() {
     let which = first_signal().await;
-    info!(signal = which, "shutdown signal received; draining (send it again to exit now)");
+    info!(
+        signal = which,
+        "shutdown signal received; draining (send it again to exit now)"
+    );
     tokio::spawn(async {
         let again = first_signal().await;
         warn!(signal = again, "second signal; exiting without draining");
@@ -59,8 +62,10 @@ pub async fn signal() {
 #[cfg(unix)]
 async fn first_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without handlers the default disposition still ends the process on a signal.
         warn!("could not install signal handlers");
         return std::future::pending().await;

@@ -36,7 +36,9 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             warn!(error = %e, %peer, "could not set TCP_NODELAY");
         }
         let task = http::serve_connection(tcp, peer, shared.clone());
-        shared.life.spawn(task.instrument(info_span!("conn", %peer)));
+        shared
+            .life
+            .spawn(task.instrument(info_span!("conn", %peer)));
     }
 }
 
@@ -45,6 +47,8 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 fn is_per_connection(e: &io::Error) -> bool {
     matches!(
         e.kind(),
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
     )
 }

@@ -10,7 +10,9 @@ pub fn init(log: &Log) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::builder().parse(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let installed = match log.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder

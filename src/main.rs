@@ -40,8 +40,12 @@ fn serve(cli: &Cli) -> ExitCode {
     logging::init(&cfg.log);
     block_on(async move {
         let addr = cfg.listen_addr().map_err(|e| e.to_string())?;
-        let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        wsgate::run(cfg, listener, lifecycle::signal()).await.map_err(|e| e.to_string())
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        wsgate::run(cfg, listener, lifecycle::signal())
+            .await
+            .map_err(|e| e.to_string())
     })
 }
 
@@ -58,27 +62,39 @@ fn check(cli: &Cli) -> ExitCode {
 }
 
 fn run_demo(cli: &Cli) -> ExitCode {
-    let listen = cli.listen.clone().unwrap_or_else(|| DEMO_LISTEN.to_string());
+    let listen = cli
+        .listen
+        .clone()
+        .unwrap_or_else(|| DEMO_LISTEN.to_string());
     let mut log = wsgate::config::Log::default();
     if let Some(format) = cli.log_format {
         log.format = format;
     }
     logging::init(&log);
     block_on(async move {
-        let echo = demo::spawn_echo_backend().await.map_err(|e| format!("echo backend: {e}"))?;
+        let echo = demo::spawn_echo_backend()
+            .await
+            .map_err(|e| format!("echo backend: {e}"))?;
         let mut cfg = Config::single_route(listen, echo.to_string());
         cfg.log = log;
         let addr = cfg.listen_addr().map_err(|e| e.to_string())?;
-        let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         demo::print_banner(listener.local_addr().map_err(|e| e.to_string())?, echo)
             .map_err(|e| e.to_string())?;
-        wsgate::run(cfg, listener, lifecycle::signal()).await.map_err(|e| e.to_string())
+        wsgate::run(cfg, listener, lifecycle::signal())
+            .await
+            .map_err(|e| e.to_string())
     })
 }
 
 /// Runs `main_future` on a multi-threaded runtime; an error is printed and exits 1.
 fn block_on(main_future: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("wsgate: cannot start the runtime: {e}");

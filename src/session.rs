@@ -26,7 +26,12 @@ pub struct SessionInfo {
 }
 
 /// Waits for hyper to hand over the upgraded connection, pumps, and logs the outcome.
-pub async fn run(on_upgrade: OnUpgrade, backend: TcpStream, info: SessionInfo, shared: Arc<Shared>) {
+pub async fn run(
+    on_upgrade: OnUpgrade,
+    backend: TcpStream,
+    info: SessionInfo,
+    shared: Arc<Shared>,
+) {
     let started = Instant::now();
     let upgraded = match on_upgrade.await {
         Ok(upgraded) => upgraded,
@@ -59,7 +64,8 @@ where
     if already_read.is_empty() {
         WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await
     } else {
-        WebSocketStream::from_partially_read(io, already_read.to_vec(), Role::Server, Some(config)).await
+        WebSocketStream::from_partially_read(io, already_read.to_vec(), Role::Server, Some(config))
+            .await
     }
 }
 

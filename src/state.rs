@@ -54,7 +54,13 @@ impl Shared {
             .write_buffer_size(0)
             .max_message_size(Some(l.max_message_size.as_usize()))
             .max_frame_size(Some(l.max_frame_size.as_usize()));
-        Ok(Self { cfg, routes, ws_config, life, next_id: AtomicU64::new(1) })
+        Ok(Self {
+            cfg,
+            routes,
+            ws_config,
+            life,
+            next_id: AtomicU64::new(1),
+        })
     }
 
     /// The route for an exact request path.

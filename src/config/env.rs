@@ -83,7 +83,9 @@ fn merge_indexed(below: Option<Value>, incoming: Value) -> Value {
             Some(_) => merge_indexed(Some(Value::Array(tag, Vec::new())), Value::Dict(tag, dict)),
             None => Value::Dict(
                 tag,
-                dict.into_iter().map(|(k, v)| (k, merge_indexed(None, v))).collect(),
+                dict.into_iter()
+                    .map(|(k, v)| (k, merge_indexed(None, v)))
+                    .collect(),
             ),
         },
         (_, incoming) => incoming,
@@ -139,7 +141,10 @@ mod tests {
     fn indexed_variables_alone_build_a_list() {
         let routes = layered(
             "{}",
-            &[("WSGATE_ROUTES__0__PATH", "/vnc"), ("WSGATE_ROUTES__0__BACKEND", "h:5900")],
+            &[
+                ("WSGATE_ROUTES__0__PATH", "/vnc"),
+                ("WSGATE_ROUTES__0__BACKEND", "h:5900"),
+            ],
         );
         let routes: Vec<Map<String, String>> = routes.deserialize().unwrap();
         assert_eq!(routes.len(), 1);

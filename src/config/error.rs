@@ -27,27 +27,57 @@ impl ConfigError {
     }
 
     pub fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem { key: key.into(), message: message.into() });
+        self.problems.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
     }
 
     /// `Ok` if nothing was pushed.
     pub fn into_result(self) -> Result<(), Self> {
-        if self.problems.is_empty() { Ok(()) } else { Err(self) }
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(self)
+        }
+    }
+
+    pub fn extend(&mut self, other: Self) {
+        self.problems.extend(other.problems);
     }
 
     /// Converts figment's errors (one per bad key), naming where each value came from.
     pub fn from_figment(err: figment::Error) -> Self {
+        Self::from_figment_under(err, "")
+    }
+
+    /// As [`Self::from_figment`], for an error from extracting the dotted key `under` alone
+    /// (figment appends that key to the end of the error's path; it belongs in front).
+    pub fn from_figment_under(err: figment::Error, under: &str) -> Self {
+        let prefix: Vec<String> = under
+            .split('.')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
         let mut out = Self::default();
         for e in err {
             let mut path = e.path.clone();
+            if !prefix.is_empty() && path.ends_with(&prefix) {
+                path.truncate(path.len() - prefix.len());
+            }
+            let mut path = [prefix.clone(), path].concat();
             let message = match &e.kind {
                 Kind::UnknownField(field, expected) => {
-                    path.push(field.clone());
+                    if path.last() != Some(field) {
+                        path.push(field.clone());
+                    }
                     let expected = expected.join(", ");
                     format!("unknown key (a typo?); expected one of: {expected}")
                 }
                 Kind::MissingField(field) => {
-                    path.push(field.to_string());
+                    if path.last().map(String::as_str) != Some(field.as_ref()) {
+                        path.push(field.to_string());
+                    }
                     "is required".to_string()
                 }
                 kind => kind.to_string(),
@@ -60,7 +90,11 @@ impl ConfigError {
                     None => format!(" (from {})", md.name),
                 })
                 .unwrap_or_default();
-            let key = if path.is_empty() { "(top level)".into() } else { path.join(".") };
+            let key = if path.is_empty() {
+                "(top level)".into()
+            } else {
+                path.join(".")
+            };
             out.push(key, format!("{message}{source}"));
         }
         out
@@ -70,7 +104,11 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        writeln!(f, "invalid configuration ({n} problem{}):", if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "invalid configuration ({n} problem{}):",
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.problems {
             writeln!(f, "  {}: {}", p.key, p.message)?;
         }

@@ -189,7 +189,9 @@ pub struct Shutdown {
 
 impl Default for Shutdown {
     fn default() -> Self {
-        Self { grace: Duration::from_secs(30) }
+        Self {
+            grace: Duration::from_secs(30),
+        }
     }
 }
 
@@ -203,7 +205,10 @@ pub struct Log {
 
 impl Default for Log {
     fn default() -> Self {
-        Self { format: LogFormat::Text, level: "info".into() }
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
     }
 }
 
@@ -246,9 +251,10 @@ impl ConfigFile {
 impl Config {
     /// Stacks the layers, extracts and validates; every problem is in the error.
     pub fn load(file: &ConfigFile, overrides: &Overrides) -> Result<Self, ConfigError> {
-        let cfg: Self = Self::figment(file, overrides)?
+        let figment = Self::figment(file, overrides)?;
+        let cfg: Self = figment
             .extract()
-            .map_err(ConfigError::from_figment)?;
+            .map_err(|_| every_extract_problem(&figment))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -278,9 +284,9 @@ impl Config {
 
     /// The listen address, parsed (validation has checked it).
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.listen
-            .parse()
-            .map_err(|_| ConfigError::single("listen", format!("{:?} is not host:port", self.listen)))
+        self.listen.parse().map_err(|_| {
+            ConfigError::single("listen", format!("{:?} is not host:port", self.listen))
+        })
     }
 
     /// The connect timeout that applies to `route`.
@@ -298,12 +304,70 @@ impl Config {
     }
 }
 
+/// Extraction stops at the first bad value; this extracts each top-level key (and each
+/// route) on its own so that one run reports every bad key, and names unknown top-level keys.
+fn every_extract_problem(figment: &Figment) -> ConfigError {
+    let mut bad = ConfigError::default();
+    part::<String>(figment, "listen", &mut bad);
+    part::<units::Seconds>(figment, "connect_timeout", &mut bad);
+    part::<Limits>(figment, "limits", &mut bad);
+    part::<Liveness>(figment, "liveness", &mut bad);
+    part::<Shutdown>(figment, "shutdown", &mut bad);
+    part::<Log>(figment, "log", &mut bad);
+    match figment.extract_inner::<Vec<figment::value::Value>>("routes") {
+        Ok(routes) => {
+            for (i, route) in routes.iter().enumerate() {
+                if let Err(e) = route.deserialize::<Route>() {
+                    bad.extend(ConfigError::from_figment_under(e, &format!("routes.{i}")));
+                }
+            }
+        }
+        Err(e) => bad.extend(ConfigError::from_figment_under(e, "routes")),
+    }
+    const KNOWN: [&str; 7] = [
+        "listen",
+        "connect_timeout",
+        "routes",
+        "limits",
+        "liveness",
+        "shutdown",
+        "log",
+    ];
+    if let Ok(top) = figment.extract::<figment::value::Dict>() {
+        for key in top.keys().filter(|k| !KNOWN.contains(&k.as_str())) {
+            bad.push(
+                key.clone(),
+                format!(
+                    "unknown key (a typo?); expected one of: {}",
+                    KNOWN.join(", ")
+                ),
+            );
+        }
+    }
+    if bad.problems.is_empty() {
+        if let Err(e) = figment.extract::<Config>() {
+            bad.extend(ConfigError::from_figment(e));
+        }
+    }
+    bad
+}
+
+/// Extracts the top-level `key` alone, adding its problems to `bad`.
+fn part<T: serde::de::DeserializeOwned>(figment: &Figment, key: &str, bad: &mut ConfigError) {
+    if let Err(e) = figment.extract_inner::<T>(key) {
+        bad.extend(ConfigError::from_figment_under(e, key));
+    }
+}
+
 fn apply_overrides(mut figment: Figment, o: &Overrides) -> Figment {
     if let Some(listen) = &o.listen {
         figment = figment.merge(Serialized::default("listen", listen));
     }
     if let Some(backend) = &o.backend {
-        figment = figment.merge(Serialized::default("routes", vec![Route::new("/", backend)]));
+        figment = figment.merge(Serialized::default(
+            "routes",
+            vec![Route::new("/", backend)],
+        ));
     }
     if let Some(format) = o.log_format {
         figment = figment.merge(Serialized::default("log.format", format));

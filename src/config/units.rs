@@ -108,7 +108,9 @@ pub mod optional_duration {
         fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
             // YAML 1.1 reads a bare `off` as `false`.
             if v {
-                Err(E::custom("invalid duration true: write a duration such as \"5m\", or \"off\""))
+                Err(E::custom(
+                    "invalid duration true: write a duration such as \"5m\", or \"off\"",
+                ))
             } else {
                 Ok(None)
             }
@@ -131,6 +133,11 @@ pub mod optional_duration {
         d.deserialize_any(OptionalVisitor)
     }
 }
+
+/// A bare duration with a unit, for extracting a single duration key on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Seconds(#[serde(with = "duration")] pub Duration);
 
 /// A size in bytes, written as a count (`65536`) or with a unit (`"64KiB"`, `"1MiB"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -155,7 +162,10 @@ impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Exact units, so the text can be pasted back into the config.
         const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
-        match UNITS.iter().find(|(size, _)| self.0 >= *size && self.0 % size == 0) {
+        match UNITS
+            .iter()
+            .find(|(size, _)| self.0 >= *size && self.0 % size == 0)
+        {
             Some((size, unit)) => write!(f, "{}{unit}", self.0 / size),
             None => write!(f, "{}B", self.0),
         }
@@ -216,7 +226,9 @@ mod tests {
 
     fn parse(yaml: &str) -> Result<T, String> {
         use figment::providers::{Format, Yaml};
-        figment::Figment::from(Yaml::string(yaml)).extract().map_err(|e| e.to_string())
+        figment::Figment::from(Yaml::string(yaml))
+            .extract()
+            .map_err(|e| e.to_string())
     }
 
     #[test]

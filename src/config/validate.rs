@@ -19,14 +19,20 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut bad = ConfigError::default();
         if self.listen.parse::<SocketAddr>().is_err() {
-            bad.push("listen", format!("{:?} is not an ip:port address", self.listen));
+            bad.push(
+                "listen",
+                format!("{:?} is not an ip:port address", self.listen),
+            );
         }
         check_positive(&mut bad, "connect_timeout", self.connect_timeout);
         check_routes(&mut bad, &self.routes);
         self.check_limits(&mut bad);
         self.check_timers(&mut bad);
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
-            bad.push("log.level", format!("{:?} is not a log filter: {e}", self.log.level));
+            bad.push(
+                "log.level",
+                format!("{:?} is not a log filter: {e}", self.log.level),
+            );
         }
         bad.into_result()
     }
@@ -38,7 +44,10 @@ impl Config {
             ("limits.max_frame_size", l.max_frame_size),
         ] {
             if size.0 == 0 || size > MAX_MESSAGE_CEILING {
-                bad.push(key, format!("{size} is out of range (1 byte to {MAX_MESSAGE_CEILING})"));
+                bad.push(
+                    key,
+                    format!("{size} is out of range (1 byte to {MAX_MESSAGE_CEILING})"),
+                );
             }
         }
         if l.max_frame_size > l.max_message_size {
@@ -55,7 +64,10 @@ impl Config {
             ("limits.backend_read_size", l.backend_read_size),
         ] {
             if size < MIN_BUFFER || size > MAX_BUFFER {
-                bad.push(key, format!("{size} is out of range ({MIN_BUFFER} to {MAX_BUFFER})"));
+                bad.push(
+                    key,
+                    format!("{size} is out of range ({MIN_BUFFER} to {MAX_BUFFER})"),
+                );
             }
         }
         check_positive(bad, "limits.handshake_timeout", l.handshake_timeout);
@@ -90,22 +102,35 @@ fn check_positive(bad: &mut ConfigError, key: &str, d: Duration) {
 
 fn check_routes(bad: &mut ConfigError, routes: &[Route]) {
     if routes.is_empty() {
-        bad.push("routes", "no routes: add at least one { path, backend } (or pass --backend)");
+        bad.push(
+            "routes",
+            "no routes: add at least one { path, backend } (or pass --backend)",
+        );
     }
     let mut seen = HashSet::new();
     for (i, route) in routes.iter().enumerate() {
         let key = |field: &str| format!("routes.{i}.{field}");
         if !route.path.starts_with('/') || route.path.contains(['?', '#', ' ']) {
-            bad.push(key("path"), format!("{:?} must be a path starting with '/'", route.path));
+            bad.push(
+                key("path"),
+                format!("{:?} must be a path starting with '/'", route.path),
+            );
         } else if !seen.insert(route.path.as_str()) {
-            bad.push(key("path"), format!("{:?} is used by an earlier route", route.path));
+            bad.push(
+                key("path"),
+                format!("{:?} is used by an earlier route", route.path),
+            );
         }
         if route.backend.0.is_empty() {
             bad.push(key("backend"), "no backend address given");
         }
         for (j, addr) in route.backend.0.iter().enumerate() {
             if let Err(why) = check_host_port(addr) {
-                let k = if route.backend.0.len() == 1 { key("backend") } else { key(&format!("backend.{j}")) };
+                let k = if route.backend.0.len() == 1 {
+                    key("backend")
+                } else {
+                    key(&format!("backend.{j}"))
+                };
                 bad.push(k, format!("{addr:?} {why}"));
             }
         }
@@ -129,8 +154,14 @@ fn check_host_port(addr: &str) -> Result<(), &'static str> {
     }
     let name_ok = !host.is_empty()
         && host.len() <= 253
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
-    if name_ok { Ok(()) } else { Err("has an invalid host name (IPv6 needs brackets: [::1]:80)") }
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
+    if name_ok {
+        Ok(())
+    } else {
+        Err("has an invalid host name (IPv6 needs brackets: [::1]:80)")
+    }
 }
 
 #[cfg(test)]
@@ -157,13 +188,20 @@ mod tests {
         let keys: Vec<_> = err.problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(
             keys,
-            ["listen", "routes.0.backend", "limits.max_frame_size", "liveness.ping_interval"]
+            [
+                "listen",
+                "routes.0.backend",
+                "limits.max_frame_size",
+                "liveness.ping_interval"
+            ]
         );
         assert!(err.problems[0].message.contains("\"nowhere\""));
     }
 
     #[test]
     fn defaults_with_a_route_are_valid() {
-        Config::single_route("127.0.0.1:0", "127.0.0.1:9").validate().unwrap();
+        Config::single_route("127.0.0.1:0", "127.0.0.1:9")
+            .validate()
+            .unwrap();
     }
 }

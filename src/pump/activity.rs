@@ -41,7 +41,8 @@ impl Activity {
     }
 
     pub fn heard_client(&self) {
-        self.heard_us.store(self.since_start(Instant::now()), Relaxed);
+        self.heard_us
+            .store(self.since_start(Instant::now()), Relaxed);
     }
 
     /// When the client was last heard (the session start if never).
@@ -51,12 +52,14 @@ impl Activity {
 
     pub fn moved_up(&self, n: usize) {
         self.bytes_up.fetch_add(n as u64, Relaxed);
-        self.data_us.store(self.since_start(Instant::now()), Relaxed);
+        self.data_us
+            .store(self.since_start(Instant::now()), Relaxed);
     }
 
     pub fn moved_down(&self, n: usize) {
         self.bytes_down.fetch_add(n as u64, Relaxed);
-        self.data_us.store(self.since_start(Instant::now()), Relaxed);
+        self.data_us
+            .store(self.since_start(Instant::now()), Relaxed);
     }
 
     /// When data last moved either way (the session start if never).

@@ -100,6 +100,9 @@ mod tests {
     #[test]
     fn invalid_bytes_are_refused() {
         let mut carry = Utf8Carry::default();
-        assert!(matches!(split_text(BytesMut::from(&b"a\xffb"[..]), &mut carry), Read::InvalidUtf8));
+        assert!(matches!(
+            split_text(BytesMut::from(&b"a\xffb"[..]), &mut carry),
+            Read::InvalidUtf8
+        ));
     }
 }

@@ -30,7 +30,12 @@ pub async fn run<Si>(
 where
     Si: Sink<Message, Error = WsError> + Unpin,
 {
-    let mut timer = LivenessTimer::new(cfg.ping_interval, cfg.pong_timeout, cfg.idle_timeout, Instant::now());
+    let mut timer = LivenessTimer::new(
+        cfg.ping_interval,
+        cfg.pong_timeout,
+        cfg.idle_timeout,
+        Instant::now(),
+    );
     let sleep = sleep_until(timer.next_wake(act));
     tokio::pin!(sleep, stopping);
     let mut text = (cfg.message_type == MessageType::Text).then(Utf8Carry::default);

@@ -46,7 +46,13 @@ impl LivenessTimer {
         idle_timeout: Option<Duration>,
         now: Instant,
     ) -> Self {
-        Self { ping_interval, pong_timeout, idle_timeout, next_ping: now + ping_interval, outstanding: None }
+        Self {
+            ping_interval,
+            pong_timeout,
+            idle_timeout,
+            next_ping: now + ping_interval,
+            outstanding: None,
+        }
     }
 
     /// The next instant at which [`Self::on_wake`] has something to decide. Waking
@@ -78,12 +84,18 @@ impl LivenessTimer {
                     return Tick::Dead;
                 }
                 // Not reading the client, or it is still taking our data: judge again later.
-                self.outstanding = Some(Outstanding { since: now, delivered });
+                self.outstanding = Some(Outstanding {
+                    since: now,
+                    delivered,
+                });
             }
         }
         if self.outstanding.is_none() && now >= self.next_ping {
             self.next_ping = now + self.ping_interval;
-            self.outstanding = Some(Outstanding { since: now, delivered });
+            self.outstanding = Some(Outstanding {
+                since: now,
+                delivered,
+            });
             return Tick::SendPing;
         }
         Tick::Wait
@@ -99,7 +111,11 @@ mod tests {
 
     fn setup(idle: Option<Duration>) -> (Instant, Activity, LivenessTimer) {
         let t0 = Instant::now();
-        (t0, Activity::new(t0), LivenessTimer::new(PING, PONG, idle, t0))
+        (
+            t0,
+            Activity::new(t0),
+            LivenessTimer::new(PING, PONG, idle, t0),
+        )
     }
 
     #[test]
@@ -108,7 +124,10 @@ mod tests {
         assert_eq!(timer.next_wake(&act), t0 + PING);
         assert_eq!(timer.on_wake(t0 + PING, &act, 0), Tick::SendPing);
         assert_eq!(timer.next_wake(&act), t0 + PING + PONG);
-        assert_eq!(timer.on_wake(t0 + PING + PONG - Duration::from_millis(1), &act, 0), Tick::Wait);
+        assert_eq!(
+            timer.on_wake(t0 + PING + PONG - Duration::from_millis(1), &act, 0),
+            Tick::Wait
+        );
         assert_eq!(timer.on_wake(t0 + PING + PONG, &act, 0), Tick::Dead);
     }
 

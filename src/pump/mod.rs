@@ -77,7 +77,12 @@ where
     let mut writer = ClientWriter::new(sink);
     let (back_rx, mut back_tx) = backend.into_split();
 
-    let mut up = Box::pin(upstream::run(&mut stream, &mut back_tx, cfg.accept_text, &act));
+    let mut up = Box::pin(upstream::run(
+        &mut stream,
+        &mut back_tx,
+        cfg.accept_text,
+        &act,
+    ));
     let mut up_done = false;
     let end = tokio::select! {
         biased;
@@ -92,7 +97,10 @@ where
     let deadline = Instant::now() + cfg.close_timeout;
     let closing = async {
         if let Some((code, reason)) = end.close_frame() {
-            let frame = CloseFrame { code, reason: reason.into() };
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
             let _ = writer.send(Message::Close(Some(frame))).await;
             if end.awaits_client_close() && !up_done {
                 // Keep forwarding until the client's own close frame (or failure).
@@ -109,5 +117,9 @@ where
         // Half-close first, so the backend reads a clean EOF; dropping then closes it.
         let _ = timeout_at(deadline, back_tx.shutdown()).await;
     }
-    Outcome { end, bytes_up: act.bytes_up(), bytes_down: act.bytes_down() }
+    Outcome {
+        end,
+        bytes_up: act.bytes_up(),
+        bytes_down: act.bytes_down(),
+    }
 }

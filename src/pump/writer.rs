@@ -24,7 +24,13 @@ where
     Si: Sink<Message, Error = WsError> + Unpin,
 {
     pub fn new(sink: Si) -> Self {
-        Self { sink, queued: None, flushing: false, flushing_data: false, delivered: 0 }
+        Self {
+            sink,
+            queued: None,
+            flushing: false,
+            flushing_data: false,
+            delivered: 0,
+        }
     }
 
     /// Nothing queued or half-written: a new message may be queued.

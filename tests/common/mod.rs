@@ -1,0 +1,222 @@
+//! Test harness: the real gateway on 127.0.0.1:0, real TCP backends, a real WebSocket
+//! client, and helpers that wait on events (never on fixed sleeps).
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use tokio_util::sync::CancellationToken;
+use wsgate::{Config, StartError};
+
+/// Generous bound for anything a test waits on; only reached when something is broken.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+pub struct Gateway {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), StartError>>,
+}
+
+impl Gateway {
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// Signals shutdown and waits for `run` to return.
+    pub async fn shut_down(self) -> Result<(), StartError> {
+        self.stop.cancel();
+        timeout(PATIENCE, self.task)
+            .await
+            .expect("gateway did not stop")
+            .expect("gateway task panicked")
+    }
+}
+
+/// Runs the real gateway with `cfg` on an ephemeral port. Ready once this returns: the
+/// listener is bound before `run` starts.
+pub async fn spawn_gateway(cfg: Config) -> Gateway {
+    init_logs();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(wsgate::run(cfg, listener, stop.clone().cancelled_owned()));
+    Gateway { addr, stop, task }
+}
+
+/// A config with one route at `/` to `backend`.
+pub fn config_for(backend: SocketAddr) -> Config {
+    Config::single_route("127.0.0.1:0", backend.to_string())
+}
+
+/// A TCP echo service; runs until the test ends.
+pub async fn echo_backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut rd, mut wr) = sock.split();
+                let _ = tokio::io::copy(&mut rd, &mut wr).await;
+            });
+        }
+    });
+    addr
+}
+
+/// A backend whose connections the test handles itself, one `accept` at a time.
+pub struct Backend {
+    listener: TcpListener,
+    pub addr: SocketAddr,
+}
+
+impl Backend {
+    pub async fn bind() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        Self { listener, addr }
+    }
+
+    pub async fn accept(&self) -> TcpStream {
+        let (sock, _) = timeout(PATIENCE, self.listener.accept())
+            .await
+            .expect("gateway never connected the backend")
+            .unwrap();
+        sock
+    }
+}
+
+pub async fn connect(url: &str) -> Client {
+    let (ws, resp) = timeout(PATIENCE, connect_async(url))
+        .await
+        .expect("connect timed out")
+        .expect("connect failed");
+    assert_eq!(resp.status(), 101);
+    ws
+}
+
+/// The next message that is not a ping or pong.
+pub async fn next_data(ws: &mut Client) -> Message {
+    loop {
+        let msg = timeout(PATIENCE, ws.next())
+            .await
+            .expect("no message in time")
+            .expect("stream ended")
+            .expect("websocket error");
+        if !msg.is_ping() && !msg.is_pong() {
+            return msg;
+        }
+    }
+}
+
+/// Reads until the close frame and returns it (data before it is discarded).
+pub async fn next_close(ws: &mut Client) -> Option<CloseFrame> {
+    loop {
+        match next_data(ws).await {
+            Message::Close(frame) => return frame,
+            _ => continue,
+        }
+    }
+}
+
+/// Collects binary/text payloads until the close frame; returns them and the frame.
+pub async fn read_until_close(ws: &mut Client) -> (Vec<u8>, Option<CloseFrame>) {
+    let mut data = Vec::new();
+    loop {
+        match next_data(ws).await {
+            Message::Close(frame) => return (data, frame),
+            Message::Binary(b) => data.extend_from_slice(&b),
+            Message::Text(t) => data.extend_from_slice(t.as_bytes()),
+            _ => {}
+        }
+    }
+}
+
+pub async fn send_binary(ws: &mut Client, bytes: &[u8]) {
+    ws.send(Message::binary(bytes.to_vec())).await.unwrap();
+}
+
+/// Waits until the peer closes `sock`: reads return EOF or fail (reset). Data is discarded.
+pub async fn wait_closed(sock: &mut TcpStream) {
+    let mut buf = [0u8; 4096];
+    timeout(PATIENCE, async {
+        loop {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+    .expect("peer did not close the connection");
+}
+
+/// Sends a raw HTTP request and returns the status code and the whole response head.
+pub async fn raw_request(addr: SocketAddr, request: &str) -> (u16, String) {
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    sock.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    timeout(PATIENCE, async {
+        while !head.ends_with(b"\r\n\r\n") {
+            if sock.read(&mut byte).await.unwrap() == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+    })
+    .await
+    .expect("no response head in time");
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head)
+}
+
+/// A valid upgrade request for `path`, with `extra` header lines appended.
+pub fn upgrade_request(path: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    )
+}
+
+/// Deterministic pseudo-random bytes: stream `seed` from `offset`, so a receiver can check
+/// every byte without holding the whole transfer.
+pub fn pattern(seed: u64, offset: u64, out: &mut [u8]) {
+    for (i, b) in out.iter_mut().enumerate() {
+        let x = (offset + i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed;
+        *b = (x >> 29) as u8 ^ (x >> 7) as u8;
+    }
+}
+
+/// Checks `got` against `pattern(seed, offset, ..)`, reporting the first mismatch.
+pub fn check_pattern(seed: u64, offset: u64, got: &[u8]) {
+    let mut want = vec![0u8; got.len()];
+    pattern(seed, offset, &mut want);
+    if let Some(i) = got.iter().zip(&want).position(|(a, b)| a != b) {
+        panic!("byte {} differs", offset + i as u64);
+    }
+}
