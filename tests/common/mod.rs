@@ -128,27 +128,40 @@ pub async fn next_data(ws: &mut Client) -> Message {
     }
 }
 
-/// Reads until the close frame and returns it (data before it is discarded).
+/// Reads until the close frame and returns it (data before it is discarded), then
+/// completes the close handshake: the gateway must close the TCP connection after it.
 pub async fn next_close(ws: &mut Client) -> Option<CloseFrame> {
-    loop {
-        match next_data(ws).await {
-            Message::Close(frame) => return frame,
-            _ => continue,
-        }
-    }
+    read_until_close(ws).await.1
 }
 
-/// Collects binary/text payloads until the close frame; returns them and the frame.
+/// Collects binary/text payloads until the close frame; returns them and the frame, after
+/// the client's reply has gone out and the gateway has closed the connection.
 pub async fn read_until_close(ws: &mut Client) -> (Vec<u8>, Option<CloseFrame>) {
     let mut data = Vec::new();
     loop {
         match next_data(ws).await {
-            Message::Close(frame) => return (data, frame),
+            Message::Close(frame) => {
+                finish_close(ws).await;
+                return (data, frame);
+            }
             Message::Binary(b) => data.extend_from_slice(&b),
             Message::Text(t) => data.extend_from_slice(t.as_bytes()),
             _ => {}
         }
     }
+}
+
+/// After a close frame from the gateway: polling flushes the client's automatic reply,
+/// and the stream must then end (the gateway closed TCP), well within the test's patience.
+async fn finish_close(ws: &mut Client) {
+    let ended = timeout(PATIENCE, async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "gateway kept the connection open after the close handshake"
+    );
 }
 
 pub async fn send_binary(ws: &mut Client, bytes: &[u8]) {

@@ -1,0 +1,156 @@
+//! Backpressure, measured on the real binary: a client pushing 200 MiB into a backend that
+//! is not reading stalls, the gateway's resident memory stays small, and once the backend
+//! reads, every byte arrives.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::*;
+use futures_util::SinkExt;
+use tokio::io::AsyncReadExt;
+use tokio::time::{Instant, sleep, timeout};
+use tokio_tungstenite::tungstenite::Message;
+
+const TOTAL: u64 = 200 * 1024 * 1024;
+const MESSAGE: usize = 64 * 1024;
+/// How much the gateway's RSS may grow while holding a stalled 200 MiB transfer: its own
+/// buffers are a few hundred KiB; the rest of what is in flight sits in kernel buffers.
+const RSS_GROWTH_LIMIT: u64 = 16 * 1024 * 1024;
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// Starts the binary against `backend` and returns it with the address it listens on.
+fn start_gateway(backend: std::net::SocketAddr) -> (Process, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--backend",
+            &backend.to_string(),
+            "--log-format",
+            "json",
+        ])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let proc = Process(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("gateway exited before listening")
+            .unwrap();
+        if line.contains("\"listening\"") {
+            let start = line.find("\"addr\":\"").unwrap() + 8;
+            let end = line[start..].find('"').unwrap() + start;
+            break line[start..end].to_string();
+        }
+    };
+    // Keep draining stderr so the gateway never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (proc, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_backend_holds_back_the_client_without_growing_gateway_memory() {
+    let backend = Backend::bind().await;
+    let (gateway, addr) = start_gateway(backend.addr);
+    let pid = gateway.0.id();
+    let ws = connect(&format!("ws://{addr}/")).await;
+    let mut sock = backend.accept().await;
+    let baseline = rss_bytes(pid);
+
+    let pushed = Arc::new(AtomicU64::new(0));
+    let client = tokio::spawn({
+        let pushed = pushed.clone();
+        let mut ws = ws;
+        async move {
+            let mut chunk = vec![0u8; MESSAGE];
+            let mut sent = 0u64;
+            while sent < TOTAL {
+                pattern(5, sent, &mut chunk);
+                ws.send(Message::binary(chunk.clone())).await.unwrap();
+                sent += MESSAGE as u64;
+                pushed.store(sent, Ordering::Relaxed);
+            }
+            ws
+        }
+    });
+
+    // The backend reads nothing until the client has visibly stalled: no progress for 1 s.
+    let stall_deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = 0;
+    let mut still_since = Instant::now();
+    loop {
+        sleep(Duration::from_millis(100)).await;
+        let now = pushed.load(Ordering::Relaxed);
+        if now != last {
+            (last, still_since) = (now, Instant::now());
+        } else if now > 0 && still_since.elapsed() >= Duration::from_secs(1) {
+            break;
+        }
+        assert!(
+            Instant::now() < stall_deadline,
+            "client never stalled ({now} bytes pushed)"
+        );
+    }
+    let stalled_at = pushed.load(Ordering::Relaxed);
+    let held = rss_bytes(pid).saturating_sub(baseline);
+    eprintln!(
+        "baseline rss {baseline} B; stalled after {stalled_at} B pushed; rss growth {held} B"
+    );
+    assert!(
+        stalled_at < TOTAL / 2,
+        "client pushed {stalled_at} bytes into a backend that reads nothing"
+    );
+    assert!(
+        held < RSS_GROWTH_LIMIT,
+        "gateway RSS grew by {held} bytes while stalled at {stalled_at} bytes"
+    );
+
+    // Now the backend reads everything, checking each byte.
+    let mut got = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    timeout(Duration::from_secs(300), async {
+        while got < TOTAL {
+            let n = sock.read(&mut buf).await.unwrap();
+            assert!(n > 0, "backend saw EOF after {got} bytes");
+            check_pattern(5, got, &buf[..n]);
+            got += n as u64;
+        }
+    })
+    .await
+    .expect("transfer did not finish");
+    assert_eq!(got, TOTAL);
+    let ws = timeout(PATIENCE, client).await.unwrap().unwrap();
+    let after = rss_bytes(pid).saturating_sub(baseline);
+    eprintln!("rss growth after the transfer: {after} B");
+    assert!(
+        after < RSS_GROWTH_LIMIT,
+        "gateway RSS grew by {after} bytes after moving 200 MiB"
+    );
+    drop(ws);
+}
