@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{
     CONNECTION, HeaderMap, HeaderName, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_VERSION, UPGRADE,
+    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use hyper::{Method, Request, Response, StatusCode, Version};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -49,8 +49,35 @@ pub fn check_upgrade<B>(req: &Request<B>) -> Result<String, Reject> {
     }
 }
 
+/// The subprotocol to answer with: the first one the client offers that `accepted` lists.
+/// With an empty `accepted`, offers are ignored; otherwise a client offering none of them is
+/// refused, since it could not talk to this route's backend.
+pub fn choose_subprotocol<B>(
+    req: &Request<B>,
+    accepted: &[String],
+) -> Result<Option<HeaderValue>, Reject> {
+    if accepted.is_empty() {
+        return Ok(None);
+    }
+    let offered = req
+        .headers()
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim);
+    for offer in offered {
+        if let Some(proto) = accepted.iter().find(|a| a.as_str() == offer) {
+            return HeaderValue::from_str(proto)
+                .map(Some)
+                .map_err(|_| Reject::Handshake("unusable subprotocol"));
+        }
+    }
+    Err(Reject::Handshake("no acceptable subprotocol offered"))
+}
+
 /// The 101 response completing the handshake.
-pub fn switching_protocols(accept: &str) -> Response<Full<Bytes>> {
+pub fn switching_protocols(accept: &str, protocol: Option<HeaderValue>) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
@@ -58,6 +85,9 @@ pub fn switching_protocols(accept: &str) -> Response<Full<Bytes>> {
     h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
     if let Ok(v) = HeaderValue::from_str(accept) {
         h.insert(SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if let Some(protocol) = protocol {
+        h.insert(SEC_WEBSOCKET_PROTOCOL, protocol);
     }
     resp
 }
@@ -124,5 +154,24 @@ mod tests {
         assert!(matches!(check_upgrade(&req), Err(Reject::Handshake(_))));
         req.headers_mut().remove(CONNECTION);
         assert!(matches!(check_upgrade(&req), Err(Reject::Handshake(_))));
+    }
+
+    #[test]
+    fn first_offer_the_route_accepts_is_chosen() {
+        let accepted = vec!["binary".to_string(), "base64".to_string()];
+        let req = upgrade()
+            .header("Sec-WebSocket-Protocol", "chat, base64, binary")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            choose_subprotocol(&req, &accepted).unwrap().unwrap(),
+            "base64"
+        );
+        let none = upgrade().body(()).unwrap();
+        assert!(matches!(
+            choose_subprotocol(&none, &accepted),
+            Err(Reject::Handshake(_))
+        ));
+        assert_eq!(choose_subprotocol(&req, &[]).unwrap(), None);
     }
 }

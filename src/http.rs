@@ -81,6 +81,7 @@ async fn upgrade(
         .ok_or(Reject::NotFound)?
         .clone();
     let accept = handshake::check_upgrade(req)?;
+    let protocol = handshake::choose_subprotocol(req, &route.subprotocols)?;
     if shared.life.is_stopping() {
         return Err(Reject::Draining);
     }
@@ -97,5 +98,5 @@ async fn upgrade(
     shared
         .life
         .spawn(session::run(on_upgrade, backend.stream, info, shared.clone()).instrument(span));
-    Ok(handshake::switching_protocols(&accept))
+    Ok(handshake::switching_protocols(&accept, protocol))
 }

@@ -45,39 +45,57 @@ impl Lifecycle {
     }
 }
 
-/// Resolves on the first SIGTERM or SIGINT, logging which. A second signal exits at once.
-pub async fn signal() {
-    let which = first_signal().await;
-    info!(
-        signal = which,
-        "shutdown signal received; draining (send it again to exit now)"
-    );
-    tokio::spawn(async {
-        let again = first_signal().await;
-        warn!(signal = again, "second signal; exiting without draining");
-        std::process::exit(130);
-    });
+/// SIGTERM and SIGINT handlers, installed when this is created: from then on a signal is
+/// never the default action (exit 143) but a request to drain. Create it before the
+/// listener is bound or "listening" is logged, so a supervisor that signals as soon as it
+/// sees the process ready is always honoured.
+pub struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
 }
 
-#[cfg(unix)]
-async fn first_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without handlers the default disposition still ends the process on a signal.
-        warn!("could not install signal handlers");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+impl Signals {
+    /// Installs the handlers. Must run inside the tokio runtime.
+    pub fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-}
 
-#[cfg(not(unix))]
-async fn first_signal() -> &'static str {
-    let _ = tokio::signal::ctrl_c().await;
-    "ctrl-c"
+    /// Resolves on the first signal, logging which. A second signal exits at once.
+    pub async fn shutdown(mut self) {
+        let which = self.next().await;
+        info!(
+            signal = which,
+            "shutdown signal received; draining (send it again to exit now)"
+        );
+        tokio::spawn(async move {
+            let again = self.next().await;
+            warn!(signal = again, "second signal; exiting without draining");
+            std::process::exit(130);
+        });
+    }
+
+    #[cfg(unix)]
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) -> &'static str {
+        let _ = tokio::signal::ctrl_c().await;
+        "ctrl-c"
+    }
 }

@@ -7,7 +7,8 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use wsgate::cli::{Cli, Command};
 use wsgate::config::{Config, ConfigError};
-use wsgate::{demo, lifecycle, logging};
+use wsgate::lifecycle::Signals;
+use wsgate::{demo, logging};
 
 /// sysexits.h EX_USAGE-adjacent EX_CONFIG is 78; 64 (EX_USAGE) is what operators'
 /// tooling commonly treats as "fix your input", and is what wsgate documents.
@@ -39,11 +40,9 @@ fn serve(cli: &Cli) -> ExitCode {
     };
     logging::init(&cfg.log);
     block_on(async move {
-        let addr = cfg.listen_addr().map_err(|e| e.to_string())?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        wsgate::run(cfg, listener, lifecycle::signal())
+        let signals = install_signals()?;
+        let listener = bind(&cfg).await?;
+        wsgate::run(cfg, listener, signals.shutdown())
             .await
             .map_err(|e| e.to_string())
     })
@@ -72,21 +71,30 @@ fn run_demo(cli: &Cli) -> ExitCode {
     }
     logging::init(&log);
     block_on(async move {
+        let signals = install_signals()?;
         let echo = demo::spawn_echo_backend()
             .await
             .map_err(|e| format!("echo backend: {e}"))?;
         let mut cfg = Config::single_route(listen, echo.to_string());
         cfg.log = log;
-        let addr = cfg.listen_addr().map_err(|e| e.to_string())?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        demo::print_banner(listener.local_addr().map_err(|e| e.to_string())?, echo)
-            .map_err(|e| e.to_string())?;
-        wsgate::run(cfg, listener, lifecycle::signal())
+        let listener = bind(&cfg).await?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        demo::print_banner(addr, echo).map_err(|e| e.to_string())?;
+        wsgate::run(cfg, listener, signals.shutdown())
             .await
             .map_err(|e| e.to_string())
     })
+}
+
+fn install_signals() -> Result<Signals, String> {
+    Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))
+}
+
+async fn bind(cfg: &Config) -> Result<TcpListener, String> {
+    let addr = cfg.listen_addr().map_err(|e| e.to_string())?;
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
 }
 
 /// Runs `main_future` on a multi-threaded runtime; an error is printed and exits 1.

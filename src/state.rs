@@ -18,6 +18,7 @@ pub struct RoutePlan {
     pub path: String,
     pub backends: Vec<String>,
     pub connect_timeout: Duration,
+    pub subprotocols: Vec<String>,
     pub pump: PumpConfig,
 }
 
@@ -41,6 +42,7 @@ impl Shared {
                     path: route.path.clone(),
                     backends: route.backend.0.clone(),
                     connect_timeout: cfg.connect_timeout_for(route),
+                    subprotocols: route.subprotocols.clone(),
                     pump: PumpConfig::new(&cfg, route),
                 };
                 (route.path.clone(), Arc::new(plan))

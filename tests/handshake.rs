@@ -171,3 +171,27 @@ async fn a_client_that_never_finishes_its_headers_is_dropped() {
     drop(ws);
     gw.shut_down().await.unwrap();
 }
+
+#[tokio::test]
+async fn listed_subprotocol_is_echoed_and_required() {
+    let mut cfg = config_for(echo_backend().await);
+    cfg.routes[0].subprotocols = vec!["binary".into()];
+    let gw = spawn_gateway(cfg).await;
+    let offer = "Sec-WebSocket-Protocol: base64, binary\r\n";
+    let (status, head) = raw_request(gw.addr, &upgrade_request("/", offer)).await;
+    assert_eq!(status, 101, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-protocol: binary\r\n"),
+        "{head}"
+    );
+    let (status, head) = raw_request(gw.addr, &upgrade_request("/", "")).await;
+    assert_eq!(status, 400, "no offer: {head}");
+    let (status, head) = raw_request(
+        gw.addr,
+        &upgrade_request("/", "Sec-WebSocket-Protocol: chat\r\n"),
+    )
+    .await;
+    assert_eq!(status, 400, "unlisted offer: {head}");
+    gw.shut_down().await.unwrap();
+}

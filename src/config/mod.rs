@@ -6,6 +6,7 @@
 
 mod env;
 mod error;
+mod extract;
 pub mod units;
 mod validate;
 
@@ -27,7 +28,7 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/wsgate/wsgate.yaml";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Address the WebSocket listener binds, `host:port`.
+    /// Address the WebSocket listener binds, `ip:port`.
     pub listen: String,
     /// Default time allowed to connect a backend, for routes that do not set their own.
     #[serde(with = "units::duration")]
@@ -67,6 +68,11 @@ pub struct Route {
     /// Whether client text messages are forwarded (true) or refused with close 1003.
     #[serde(default = "accept_text_default")]
     pub accept_text: bool,
+    /// WebSocket subprotocols this route speaks (noVNC asks for `binary`). When the list is
+    /// not empty, a client must offer one of them (else 400) and the first it offers that
+    /// is listed is echoed in the 101. When empty, offers are ignored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subprotocols: Vec<String>,
     /// Overrides the top-level `connect_timeout` for this route.
     #[serde(
         default,
@@ -88,6 +94,7 @@ impl Route {
             backend: BackendList(vec![backend.into()]),
             message_type: MessageType::default(),
             accept_text: accept_text_default(),
+            subprotocols: Vec::new(),
             connect_timeout: None,
         }
     }
@@ -254,7 +261,7 @@ impl Config {
         let figment = Self::figment(file, overrides)?;
         let cfg: Self = figment
             .extract()
-            .map_err(|_| every_extract_problem(&figment))?;
+            .map_err(|_| extract::every_problem(&figment))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -301,61 +308,6 @@ impl Config {
             routes: vec![Route::new("/", backend)],
             ..Self::default()
         }
-    }
-}
-
-/// Extraction stops at the first bad value; this extracts each top-level key (and each
-/// route) on its own so that one run reports every bad key, and names unknown top-level keys.
-fn every_extract_problem(figment: &Figment) -> ConfigError {
-    let mut bad = ConfigError::default();
-    part::<String>(figment, "listen", &mut bad);
-    part::<units::Seconds>(figment, "connect_timeout", &mut bad);
-    part::<Limits>(figment, "limits", &mut bad);
-    part::<Liveness>(figment, "liveness", &mut bad);
-    part::<Shutdown>(figment, "shutdown", &mut bad);
-    part::<Log>(figment, "log", &mut bad);
-    match figment.extract_inner::<Vec<figment::value::Value>>("routes") {
-        Ok(routes) => {
-            for (i, route) in routes.iter().enumerate() {
-                if let Err(e) = route.deserialize::<Route>() {
-                    bad.extend(ConfigError::from_figment_under(e, &format!("routes.{i}")));
-                }
-            }
-        }
-        Err(e) => bad.extend(ConfigError::from_figment_under(e, "routes")),
-    }
-    const KNOWN: [&str; 7] = [
-        "listen",
-        "connect_timeout",
-        "routes",
-        "limits",
-        "liveness",
-        "shutdown",
-        "log",
-    ];
-    if let Ok(top) = figment.extract::<figment::value::Dict>() {
-        for key in top.keys().filter(|k| !KNOWN.contains(&k.as_str())) {
-            bad.push(
-                key.clone(),
-                format!(
-                    "unknown key (a typo?); expected one of: {}",
-                    KNOWN.join(", ")
-                ),
-            );
-        }
-    }
-    if bad.problems.is_empty() {
-        if let Err(e) = figment.extract::<Config>() {
-            bad.extend(ConfigError::from_figment(e));
-        }
-    }
-    bad
-}
-
-/// Extracts the top-level `key` alone, adding its problems to `bad`.
-fn part<T: serde::de::DeserializeOwned>(figment: &Figment, key: &str, bad: &mut ConfigError) {
-    if let Err(e) = figment.extract_inner::<T>(key) {
-        bad.extend(ConfigError::from_figment_under(e, key));
     }
 }
 

@@ -134,10 +134,25 @@ fn check_routes(bad: &mut ConfigError, routes: &[Route]) {
                 bad.push(k, format!("{addr:?} {why}"));
             }
         }
+        for (j, proto) in route.subprotocols.iter().enumerate() {
+            if !is_token(proto) {
+                bad.push(
+                    key(&format!("subprotocols.{j}")),
+                    format!("{proto:?} is not a valid subprotocol token"),
+                );
+            }
+        }
         if let Some(t) = route.connect_timeout {
             check_positive(bad, &key("connect_timeout"), t);
         }
     }
+}
+
+/// An HTTP token (RFC 9110 section 5.6.2), which is what a subprotocol name must be.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Accepts `1.2.3.4:80`, `[::1]:80` and `name.example:80`.

@@ -1,0 +1,109 @@
+//! Reporting every problem in one go. serde stops at the first bad value, so when the whole
+//! config does not extract, each top-level key (and each route) is extracted on its own,
+//! the parts that did extract are validated too, and unknown top-level keys are named.
+
+use figment::Figment;
+use figment::value::{Dict, Value};
+use serde::de::DeserializeOwned;
+
+use super::{Config, ConfigError, Route, units};
+
+const SECTIONS: [&str; 7] = [
+    "listen",
+    "connect_timeout",
+    "routes",
+    "limits",
+    "liveness",
+    "shutdown",
+    "log",
+];
+
+/// Every problem in `figment`, for a config that failed to extract as a whole.
+pub fn every_problem(figment: &Figment) -> ConfigError {
+    let mut bad = ConfigError::default();
+    let mut failed: Vec<&str> = Vec::new();
+    let mut partial = Config::default();
+    // Each section alone; on success it replaces the default in `partial`.
+    macro_rules! section {
+        ($key:literal, $ty:ty, |$v:ident| $apply:expr) => {
+            match extract_part::<$ty>(figment, $key, &mut bad) {
+                Some($v) => $apply,
+                None => failed.push($key),
+            }
+        };
+    }
+    section!("listen", String, |v| partial.listen = v);
+    section!("connect_timeout", units::Seconds, |v| partial
+        .connect_timeout =
+        v.0);
+    section!("limits", super::Limits, |v| partial.limits = v);
+    section!("liveness", super::Liveness, |v| partial.liveness = v);
+    section!("shutdown", super::Shutdown, |v| partial.shutdown = v);
+    section!("log", super::Log, |v| partial.log = v);
+    match extract_routes(figment, &mut bad) {
+        Some(routes) => partial.routes = routes,
+        None => failed.push("routes"),
+    }
+    if let Ok(top) = figment.extract::<Dict>() {
+        for key in top.keys().filter(|k| !SECTIONS.contains(&k.as_str())) {
+            let expected = SECTIONS.join(", ");
+            bad.push(
+                key.clone(),
+                format!("unknown key (a typo?); expected one of: {expected}"),
+            );
+        }
+    }
+    // Value checks on what did extract; a failed section's defaults say nothing about it.
+    if let Err(more) = partial.validate() {
+        let section = |key: &str| key.split('.').next().unwrap_or(key).to_string();
+        bad.problems.extend(
+            more.problems
+                .into_iter()
+                .filter(|p| !failed.contains(&section(&p.key).as_str())),
+        );
+    }
+    if bad.problems.is_empty() {
+        if let Err(e) = figment.extract::<Config>() {
+            bad.extend(ConfigError::from_figment(e));
+        }
+    }
+    bad
+}
+
+/// Routes one by one, so each bad route is reported with its index. `None` if any failed.
+fn extract_routes(figment: &Figment, bad: &mut ConfigError) -> Option<Vec<Route>> {
+    let values = match figment.extract_inner::<Vec<Value>>("routes") {
+        Ok(values) => values,
+        Err(e) => {
+            bad.extend(ConfigError::from_figment_under(e, "routes"));
+            return None;
+        }
+    };
+    let mut routes = Vec::with_capacity(values.len());
+    let mut all_ok = true;
+    for (i, value) in values.iter().enumerate() {
+        match value.deserialize::<Route>() {
+            Ok(route) => routes.push(route),
+            Err(e) => {
+                all_ok = false;
+                bad.extend(ConfigError::from_figment_under(e, &format!("routes.{i}")));
+            }
+        }
+    }
+    all_ok.then_some(routes)
+}
+
+/// Extracts the top-level `key` alone, adding its problems to `bad`.
+fn extract_part<T: DeserializeOwned>(
+    figment: &Figment,
+    key: &str,
+    bad: &mut ConfigError,
+) -> Option<T> {
+    match figment.extract_inner::<T>(key) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            bad.extend(ConfigError::from_figment_under(e, key));
+            None
+        }
+    }
+}
