@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use common::process::start_listening;
 use common::*;
 use futures_util::SinkExt;
 use tokio::io::AsyncReadExt;
@@ -22,15 +21,6 @@ const MESSAGE: usize = 64 * 1024;
 /// buffers are a few hundred KiB; the rest of what is in flight sits in kernel buffers.
 const RSS_GROWTH_LIMIT: u64 = 16 * 1024 * 1024;
 
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn rss_bytes(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
@@ -38,47 +28,13 @@ fn rss_bytes(pid: u32) -> u64 {
     kib * 1024
 }
 
-/// Starts the binary against `backend` and returns it with the address it listens on.
-fn start_gateway(backend: std::net::SocketAddr) -> (Process, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--backend",
-            &backend.to_string(),
-            "--log-format",
-            "json",
-        ])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let proc = Process(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("gateway exited before listening")
-            .unwrap();
-        if line.contains("\"listening\"") {
-            let start = line.find("\"addr\":\"").unwrap() + 8;
-            let end = line[start..].find('"').unwrap() + start;
-            break line[start..end].to_string();
-        }
-    };
-    // Keep draining stderr so the gateway never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (proc, addr)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_backend_holds_back_the_client_without_growing_gateway_memory() {
     let backend = Backend::bind().await;
-    let (gateway, addr) = start_gateway(backend.addr);
-    let pid = gateway.0.id();
+    let backend_addr = backend.addr.to_string();
+    let (gateway, _stderr, addr) =
+        start_listening(&["--listen", "127.0.0.1:0", "--backend", &backend_addr]).await;
+    let pid = gateway.pid;
     let ws = connect(&format!("ws://{addr}/")).await;
     let mut sock = backend.accept().await;
     let baseline = rss_bytes(pid);

@@ -18,10 +18,7 @@ const TEN_MIB: u64 = 10 * 1024 * 1024;
 
 #[tokio::test]
 async fn ten_mib_each_way_at_once_arrive_intact() {
-    let backend = Backend::bind().await;
-    let gw = spawn_gateway(config_for(backend.addr)).await;
-    let ws = connect(&gw.url("/")).await;
-    let sock = backend.accept().await;
+    let (gw, ws, sock) = open_session(|_| {}).await;
     let (mut ws_tx, mut ws_rx) = ws.split();
     let (mut b_rx, mut b_tx) = sock.into_split();
 
@@ -96,10 +93,7 @@ async fn ten_mib_each_way_at_once_arrive_intact() {
 async fn large_replies_while_the_client_keeps_sending_do_not_deadlock() {
     const REPLY: usize = 8 * 1024 * 1024;
     const REQUESTS: usize = 4;
-    let backend = Backend::bind().await;
-    let gw = spawn_gateway(config_for(backend.addr)).await;
-    let ws = connect(&gw.url("/")).await;
-    let mut sock = backend.accept().await;
+    let (gw, ws, mut sock) = open_session(|_| {}).await;
     let server = tokio::spawn(async move {
         let mut req = [0u8; 4];
         for i in 0..REQUESTS {
@@ -143,10 +137,7 @@ async fn large_replies_while_the_client_keeps_sending_do_not_deadlock() {
 
 #[tokio::test]
 async fn backend_eof_delivers_everything_then_closes_normally() {
-    let backend = Backend::bind().await;
-    let gw = spawn_gateway(config_for(backend.addr)).await;
-    let mut ws = connect(&gw.url("/")).await;
-    let mut sock = backend.accept().await;
+    let (gw, mut ws, mut sock) = open_session(|_| {}).await;
     let mut sent = vec![0u8; 3 * 1024 * 1024 + 17];
     pattern(9, 0, &mut sent);
     sock.write_all(&sent).await.unwrap();
@@ -161,10 +152,7 @@ async fn backend_eof_delivers_everything_then_closes_normally() {
 
 #[tokio::test]
 async fn backend_reset_closes_with_1011() {
-    let backend = Backend::bind().await;
-    let gw = spawn_gateway(config_for(backend.addr)).await;
-    let mut ws = connect(&gw.url("/")).await;
-    let sock = backend.accept().await;
+    let (gw, mut ws, sock) = open_session(|_| {}).await;
     // Linger 0: close sends RST instead of FIN.
     sock.set_zero_linger().unwrap();
     drop(sock);
@@ -174,10 +162,7 @@ async fn backend_reset_closes_with_1011() {
 
 #[tokio::test]
 async fn client_close_is_answered_and_backend_sees_eof() {
-    let backend = Backend::bind().await;
-    let gw = spawn_gateway(config_for(backend.addr)).await;
-    let mut ws = connect(&gw.url("/")).await;
-    let mut sock = backend.accept().await;
+    let (gw, mut ws, mut sock) = open_session(|_| {}).await;
     send_binary(&mut ws, b"last words").await;
     ws.close(Some(CloseFrame {
         code: CloseCode::Normal,
@@ -200,10 +185,7 @@ async fn client_close_is_answered_and_backend_sees_eof() {
 
 #[tokio::test]
 async fn client_vanishing_closes_the_backend() {
-    let backend = Backend::bind().await;
-    let gw = spawn_gateway(config_for(backend.addr)).await;
-    let mut ws = connect(&gw.url("/")).await;
-    let mut sock = backend.accept().await;
+    let (gw, mut ws, mut sock) = open_session(|_| {}).await;
     send_binary(&mut ws, b"x").await;
     let mut one = [0u8; 1];
     sock.read_exact(&mut one).await.unwrap();
@@ -260,12 +242,8 @@ async fn text_refused_where_the_route_says_so() {
 
 #[tokio::test]
 async fn text_route_splits_only_between_characters() {
-    let backend = Backend::bind().await;
-    let mut cfg = config_for(backend.addr);
-    cfg.routes[0].message_type = MessageType::Text;
-    let gw = spawn_gateway(cfg).await;
-    let mut ws = connect(&gw.url("/")).await;
-    let mut sock = backend.accept().await;
+    let (gw, mut ws, mut sock) =
+        open_session(|cfg| cfg.routes[0].message_type = MessageType::Text).await;
     let euro = "€".as_bytes();
     // A read that ends inside a character sends only the complete ones...
     sock.write_all(&[b"ab", &euro[..1]].concat()).await.unwrap();
@@ -296,12 +274,8 @@ async fn text_route_splits_only_between_characters() {
 
 #[tokio::test]
 async fn text_route_closes_1011_on_invalid_utf8_from_backend() {
-    let backend = Backend::bind().await;
-    let mut cfg = config_for(backend.addr);
-    cfg.routes[0].message_type = MessageType::Text;
-    let gw = spawn_gateway(cfg).await;
-    let mut ws = connect(&gw.url("/")).await;
-    let mut sock = backend.accept().await;
+    let (gw, mut ws, mut sock) =
+        open_session(|cfg| cfg.routes[0].message_type = MessageType::Text).await;
     sock.write_all(b"fine\n").await.unwrap();
     assert_eq!(next_data(&mut ws).await, Message::text("fine\n"));
     sock.write_all(b"bad \xff byte").await.unwrap();
@@ -326,10 +300,7 @@ async fn invalid_utf8_text_from_client_closes_with_1007() {
 
 #[tokio::test]
 async fn client_pings_are_answered_with_no_data_flowing() {
-    let backend = Backend::bind().await;
-    let gw = spawn_gateway(config_for(backend.addr)).await;
-    let mut ws = connect(&gw.url("/")).await;
-    let _sock = backend.accept().await;
+    let (gw, mut ws, _sock) = open_session(|_| {}).await;
     ws.send(Message::Ping(b"are you there".to_vec().into()))
         .await
         .unwrap();
@@ -345,12 +316,8 @@ async fn client_pings_are_answered_with_no_data_flowing() {
 
 #[tokio::test]
 async fn idle_sessions_close_with_1000_idle() {
-    let backend = Backend::bind().await;
-    let mut cfg = config_for(backend.addr);
-    cfg.liveness.idle_timeout = Some(Duration::from_millis(300));
-    let gw = spawn_gateway(cfg).await;
-    let mut ws = connect(&gw.url("/")).await;
-    let mut sock = backend.accept().await;
+    let (gw, mut ws, mut sock) =
+        open_session(|cfg| cfg.liveness.idle_timeout = Some(Duration::from_millis(300))).await;
     let frame = next_close(&mut ws).await.unwrap();
     assert_eq!(
         (frame.code, frame.reason.as_str()),
@@ -362,10 +329,7 @@ async fn idle_sessions_close_with_1000_idle() {
 
 #[tokio::test]
 async fn shutdown_delivers_what_was_read_then_closes_1001() {
-    let backend = Backend::bind().await;
-    let gw = spawn_gateway(config_for(backend.addr)).await;
-    let mut ws = connect(&gw.url("/")).await;
-    let mut sock = backend.accept().await;
+    let (gw, mut ws, mut sock) = open_session(|_| {}).await;
     sock.write_all(b"before shutdown").await.unwrap();
     assert_eq!(
         next_data(&mut ws).await.into_data(),

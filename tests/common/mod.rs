@@ -2,6 +2,8 @@
 //! client, and helpers that wait on events (never on fixed sleeps).
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -103,6 +105,18 @@ impl Backend {
             .unwrap();
         sock
     }
+}
+
+/// A gateway (config adjusted by `adjust`) in front of a backend the test controls, with
+/// one session open through it: the gateway, the client, and the backend's end.
+pub async fn open_session(adjust: impl FnOnce(&mut Config)) -> (Gateway, Client, TcpStream) {
+    let backend = Backend::bind().await;
+    let mut cfg = config_for(backend.addr);
+    adjust(&mut cfg);
+    let gw = spawn_gateway(cfg).await;
+    let ws = connect(&gw.url("/")).await;
+    let sock = backend.accept().await;
+    (gw, ws, sock)
 }
 
 pub async fn connect(url: &str) -> Client {
