@@ -8,16 +8,6 @@ use serde::de::DeserializeOwned;
 
 use super::{Config, ConfigError, Route, units};
 
-const SECTIONS: [&str; 7] = [
-    "listen",
-    "connect_timeout",
-    "routes",
-    "limits",
-    "liveness",
-    "shutdown",
-    "log",
-];
-
 /// Every problem in `figment`, for a config that failed to extract as a whole.
 pub fn every_problem(figment: &Figment) -> ConfigError {
     let mut bad = ConfigError::default();
@@ -40,13 +30,21 @@ pub fn every_problem(figment: &Figment) -> ConfigError {
     section!("liveness", super::Liveness, |v| partial.liveness = v);
     section!("shutdown", super::Shutdown, |v| partial.shutdown = v);
     section!("log", super::Log, |v| partial.log = v);
+    section!("origins", Vec<String>, |v| partial.origins = v);
+    section!("allow_missing_origin", bool, |v| partial
+        .allow_missing_origin =
+        v);
+    section!("trusted_proxies", Vec<String>, |v| partial
+        .trusted_proxies = v);
+    section!("proxy_protocol", bool, |v| partial.proxy_protocol = v);
     match extract_routes(figment, &mut bad) {
         Some(routes) => partial.routes = routes,
         None => failed.push("routes"),
     }
+    let known = top_level_keys();
     if let Ok(top) = figment.extract::<Dict>() {
-        for key in top.keys().filter(|k| !SECTIONS.contains(&k.as_str())) {
-            let expected = SECTIONS.join(", ");
+        for key in top.keys().filter(|k| !known.contains(k)) {
+            let expected = known.join(", ");
             bad.push(
                 key.clone(),
                 format!("unknown key (a typo?); expected one of: {expected}"),
@@ -68,6 +66,19 @@ pub fn every_problem(figment: &Figment) -> ConfigError {
         }
     }
     bad
+}
+
+/// The config's top-level keys, as its defaults serialize them (so the list cannot drift).
+fn top_level_keys() -> Vec<String> {
+    let mut keys: Vec<String> =
+        Figment::from(figment::providers::Serialized::defaults(Config::default()))
+            .extract::<Dict>()
+            .map(|d| d.into_keys().collect())
+            .unwrap_or_default();
+    if !keys.iter().any(|k| k == "routes") {
+        keys.push("routes".into());
+    }
+    keys
 }
 
 /// Routes one by one, so each bad route is reported with its index. `None` if any failed.

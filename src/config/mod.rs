@@ -7,6 +7,8 @@
 mod env;
 mod error;
 mod extract;
+mod route;
+mod sections;
 pub mod units;
 mod validate;
 
@@ -19,7 +21,9 @@ use figment::providers::{Format, Serialized, Yaml};
 use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, Problem};
-pub use units::ByteSize;
+pub use route::{AuthMode, BackendList, JwtAlgorithm, JwtConfig, MessageType, Route, TokenSource};
+pub use sections::{Limits, Liveness, Log, LogFormat, Shutdown};
+pub use units::{ByteSize, Rate};
 
 /// Where the binary looks for a config file when `--config` is not given; a missing file
 /// there is not an error.
@@ -35,6 +39,15 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Exact-path routes; a request for any other path gets 404.
     pub routes: Vec<Route>,
+    /// Allowed `Origin`s: exact (`https://app.example.com`), subdomain wildcard
+    /// (`https://*.example.com`) or `*` (any origin except `null`). Routes may override.
+    pub origins: Vec<String>,
+    /// Whether a request without `Origin` (non-browser clients) is allowed.
+    pub allow_missing_origin: bool,
+    /// Peers (CIDRs or addresses) whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    pub trusted_proxies: Vec<String>,
+    /// The listener expects a PROXY protocol v1/v2 header on every connection.
+    pub proxy_protocol: bool,
     pub limits: Limits,
     pub liveness: Liveness,
     pub shutdown: Shutdown,
@@ -47,6 +60,10 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             connect_timeout: Duration::from_secs(5),
             routes: Vec::new(),
+            origins: vec!["*".into()],
+            allow_missing_origin: true,
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
             limits: Limits::default(),
             liveness: Liveness::default(),
             shutdown: Shutdown::default(),
@@ -55,179 +72,6 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Route {
-    /// Request path, matched exactly (the query string is ignored).
-    pub path: String,
-    /// One `host:port` or a list, tried in order until one connects.
-    pub backend: BackendList,
-    /// How backend bytes are framed towards the client.
-    #[serde(default)]
-    pub message_type: MessageType,
-    /// Whether client text messages are forwarded (true) or refused with close 1003.
-    #[serde(default = "accept_text_default")]
-    pub accept_text: bool,
-    /// WebSocket subprotocols this route speaks (noVNC asks for `binary`). When the list is
-    /// not empty, a client must offer one of them (else 400) and the first it offers that
-    /// is listed is echoed in the 101. When empty, offers are ignored.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub subprotocols: Vec<String>,
-    /// Overrides the top-level `connect_timeout` for this route.
-    #[serde(
-        default,
-        with = "units::optional_duration",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub connect_timeout: Option<Duration>,
-}
-
-fn accept_text_default() -> bool {
-    true
-}
-
-impl Route {
-    /// A binary route at `path` to one backend, with every other setting at its default.
-    pub fn new(path: impl Into<String>, backend: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            backend: BackendList(vec![backend.into()]),
-            message_type: MessageType::default(),
-            accept_text: accept_text_default(),
-            subprotocols: Vec::new(),
-            connect_timeout: None,
-        }
-    }
-}
-
-/// One backend address or several, written as a string or a list of strings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BackendList(pub Vec<String>);
-
-impl<'de> Deserialize<'de> for BackendList {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged, expecting = "a \"host:port\" address or a list of them")]
-        enum OneOrMany {
-            One(String),
-            Many(Vec<String>),
-        }
-        Ok(match OneOrMany::deserialize(d)? {
-            OneOrMany::One(one) => Self(vec![one]),
-            OneOrMany::Many(many) => Self(many),
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MessageType {
-    /// Backend bytes go to the client as binary messages.
-    #[default]
-    Binary,
-    /// Backend bytes go to the client as text messages, split on UTF-8 character boundaries;
-    /// invalid UTF-8 from the backend closes the session with 1011.
-    Text,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Largest client message (all fragments together); larger closes with 1009.
-    pub max_message_size: ByteSize,
-    /// Largest single client frame payload; larger closes with 1009.
-    pub max_frame_size: ByteSize,
-    /// Bytes the WebSocket reader asks the client socket for at a time (its buffer size).
-    pub read_buffer_size: ByteSize,
-    /// Most bytes read from the backend at once, so the largest message sent to the client.
-    pub backend_read_size: ByteSize,
-    /// Time a client has to send complete request headers.
-    #[serde(with = "units::duration")]
-    pub handshake_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_message_size: ByteSize::mib(1),
-            max_frame_size: ByteSize::mib(1),
-            read_buffer_size: ByteSize::kib(8),
-            backend_read_size: ByteSize::kib(64),
-            handshake_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Liveness {
-    /// How often the gateway pings each client.
-    #[serde(with = "units::duration")]
-    pub ping_interval: Duration,
-    /// How long a client may stay silent after a ping before it is dropped.
-    #[serde(with = "units::duration")]
-    pub pong_timeout: Duration,
-    /// Close sessions with no data either way for this long (close 1000 "idle"); off by default.
-    #[serde(with = "units::optional_duration")]
-    pub idle_timeout: Option<Duration>,
-    /// How long the close handshake may take before the TCP connection is dropped.
-    #[serde(with = "units::duration")]
-    pub close_timeout: Duration,
-}
-
-impl Default for Liveness {
-    fn default() -> Self {
-        Self {
-            ping_interval: Duration::from_secs(30),
-            pong_timeout: Duration::from_secs(10),
-            idle_timeout: None,
-            close_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Shutdown {
-    /// How long open sessions get to close after a shutdown signal before they are dropped.
-    #[serde(with = "units::duration")]
-    pub grace: Duration,
-}
-
-impl Default for Shutdown {
-    fn default() -> Self {
-        Self {
-            grace: Duration::from_secs(30),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Log {
-    pub format: LogFormat,
-    /// A tracing filter: `info`, `debug`, `wsgate=debug,hyper=warn`. `RUST_LOG` wins if set.
-    pub level: String,
-}
-
-impl Default for Log {
-    fn default() -> Self {
-        Self {
-            format: LogFormat::Text,
-            level: "info".into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
-}
-
-/// Values given on the command line; each one set wins over every other layer.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub listen: Option<String>,

@@ -134,6 +134,95 @@ pub mod optional_duration {
     }
 }
 
+/// `#[serde(with = "units::off")]` for optional settings: the value, or `off` (also
+/// `none`, `false`, or leaving the key out) for none.
+pub mod off {
+    use super::*;
+    use figment::value::Value;
+
+    pub fn serialize<T: Serialize, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => v.serialize(s),
+            None => s.serialize_str("off"),
+        }
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+    where
+        T: serde::de::DeserializeOwned,
+        D: Deserializer<'de>,
+    {
+        let value = <Value as Deserialize>::deserialize(d)?;
+        let is_off = match &value {
+            Value::String(_, s) => {
+                matches!(s.trim().to_ascii_lowercase().as_str(), "off" | "none" | "")
+            }
+            Value::Bool(_, b) => !b,
+            Value::Empty(..) => true,
+            _ => false,
+        };
+        if is_off {
+            return Ok(None);
+        }
+        value
+            .deserialize::<T>()
+            .map(Some)
+            .map_err(de::Error::custom)
+    }
+}
+
+/// A rate of events, written `"10/s"`, `"600/m"` or `"1000/h"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "invalid rate {text:?}: write a count per unit, e.g. \"10/s\", \"600/m\", \"1000/h\""
+            )
+        };
+        let (count, unit) = text.trim().split_once('/').ok_or_else(bad)?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        let per = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return Err(bad()),
+        };
+        Ok(Self { count, per })
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.per.as_secs() {
+            1 => "s",
+            60 => "m",
+            _ => "h",
+        };
+        write!(f, "{}/{unit}", self.count)
+    }
+}
+
+impl Serialize for Rate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
 /// A bare duration with a unit, for extracting a single duration key on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -253,6 +342,40 @@ mod tests {
     fn bad_size_names_the_value() {
         let err = parse("d: 1s\ns: 12 parsecs").err().unwrap();
         assert!(err.contains("12 parsecs"), "{err}");
+    }
+
+    #[test]
+    fn rates_parse_and_print() {
+        let r: Rate = "10/s".parse().unwrap();
+        assert_eq!((r.count, r.per), (10, Duration::from_secs(1)));
+        assert_eq!("600/m".parse::<Rate>().unwrap().to_string(), "600/m");
+        assert!("10".parse::<Rate>().is_err());
+        assert!("ten/s".parse::<Rate>().is_err());
+    }
+
+    #[test]
+    fn off_means_none() {
+        #[derive(Deserialize)]
+        struct O {
+            #[serde(with = "off", default)]
+            r: Option<Rate>,
+            #[serde(with = "off", default)]
+            n: Option<u32>,
+        }
+        use figment::providers::{Format, Yaml};
+        let o: O = figment::Figment::from(Yaml::string("r: off\nn: 5"))
+            .extract()
+            .unwrap();
+        assert_eq!((o.r, o.n), (None, Some(5)));
+        let o: O = figment::Figment::from(Yaml::string("r: 3/m"))
+            .extract()
+            .unwrap();
+        assert_eq!(o.r.map(|r| r.count), Some(3));
+        assert!(
+            figment::Figment::from(Yaml::string("r: fast"))
+                .extract::<O>()
+                .is_err()
+        );
     }
 
     #[test]

@@ -1,0 +1,142 @@
+//! The config sections besides routes: limits, liveness, shutdown and logging.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::units::{self, ByteSize, Rate};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest client message (all fragments together); larger closes with 1009.
+    pub max_message_size: ByteSize,
+    /// Largest single client frame payload; larger closes with 1009.
+    pub max_frame_size: ByteSize,
+    /// Bytes the WebSocket reader asks the client socket for at a time (its buffer size).
+    pub read_buffer_size: ByteSize,
+    /// Most bytes read from the backend at once, so the largest message sent to the client.
+    pub backend_read_size: ByteSize,
+    /// Time a client has to send complete request headers (and the PROXY header first).
+    #[serde(with = "units::duration")]
+    pub handshake_timeout: Duration,
+    /// Largest request head; larger gets 431.
+    pub max_header_size: ByteSize,
+    /// Most request header lines; more gets 431.
+    pub max_headers: usize,
+    /// Connections accepted but not yet upgraded (or refused); past this, new connections
+    /// wait in the kernel's backlog instead of being read.
+    pub max_pending_handshakes: usize,
+    /// Concurrent sessions, in all; past this, upgrades get 503.
+    pub max_connections: usize,
+    /// Concurrent sessions from one client address (see `ipv6_prefix`); past this, 429.
+    #[serde(with = "units::off")]
+    pub max_connections_per_ip: Option<u32>,
+    /// New sessions per client address, e.g. "10/s"; past it (and the burst), 429.
+    #[serde(with = "units::off")]
+    pub per_ip_rate: Option<Rate>,
+    /// How many new sessions a client address may open at once before `per_ip_rate` applies.
+    pub per_ip_burst: u32,
+    /// New sessions in all, e.g. "500/s"; past it (and the burst), 503.
+    #[serde(with = "units::off")]
+    pub global_rate: Option<Rate>,
+    pub global_burst: u32,
+    /// IPv6 clients are counted per prefix of this length (they rotate addresses within one).
+    pub ipv6_prefix: u8,
+    /// Throughput cap per session, each way, in bytes per second; enforced by reading more
+    /// slowly (backpressure), never by dropping data.
+    #[serde(with = "units::off")]
+    pub max_bytes_per_second: Option<ByteSize>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_size: ByteSize::mib(1),
+            max_frame_size: ByteSize::mib(1),
+            read_buffer_size: ByteSize::kib(8),
+            backend_read_size: ByteSize::kib(64),
+            handshake_timeout: Duration::from_secs(10),
+            max_header_size: ByteSize::kib(16),
+            max_headers: 100,
+            max_pending_handshakes: 1024,
+            max_connections: 10_000,
+            max_connections_per_ip: None,
+            per_ip_rate: None,
+            per_ip_burst: 20,
+            global_rate: None,
+            global_burst: 200,
+            ipv6_prefix: 64,
+            max_bytes_per_second: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Liveness {
+    /// How often the gateway pings each client.
+    #[serde(with = "units::duration")]
+    pub ping_interval: Duration,
+    /// How long a client may stay silent after a ping before it is dropped.
+    #[serde(with = "units::duration")]
+    pub pong_timeout: Duration,
+    /// Close sessions with no data either way for this long (close 1000 "idle"); off by default.
+    #[serde(with = "units::optional_duration")]
+    pub idle_timeout: Option<Duration>,
+    /// How long the close handshake may take before the TCP connection is dropped.
+    #[serde(with = "units::duration")]
+    pub close_timeout: Duration,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(30),
+            pong_timeout: Duration::from_secs(10),
+            idle_timeout: None,
+            close_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Shutdown {
+    /// How long open sessions get to close after a shutdown signal before they are dropped.
+    #[serde(with = "units::duration")]
+    pub grace: Duration,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    pub format: LogFormat,
+    /// A tracing filter: `info`, `debug`, `wsgate=debug,hyper=warn`. `RUST_LOG` wins if set.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
