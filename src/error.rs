@@ -2,10 +2,13 @@
 //! status) and [`SessionEnd`] after it (a close code, who ended it, and how loudly to log it).
 
 use std::io;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue, SEC_WEBSOCKET_VERSION, UPGRADE};
+use hyper::header::{
+    CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, SEC_WEBSOCKET_VERSION, UPGRADE, WWW_AUTHENTICATE,
+};
 use hyper::{Response, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -26,6 +29,18 @@ pub enum Reject {
     Handshake(&'static str),
     #[error("shutting down")]
     Draining,
+    #[error("origin not allowed")]
+    Origin,
+    #[error("client opens sessions too fast")]
+    RateLimited { retry_after: Duration },
+    #[error("sessions are being opened too fast overall")]
+    Overloaded { retry_after: Duration },
+    #[error("session limit reached")]
+    Capacity,
+    #[error("session limit for this client reached")]
+    ClientCapacity,
+    #[error("missing or invalid credential")]
+    Unauthorized,
     #[error(transparent)]
     Backend(#[from] BackendError),
 }
@@ -37,7 +52,10 @@ impl Reject {
             Self::Method => StatusCode::METHOD_NOT_ALLOWED,
             Self::UpgradeRequired | Self::Version => StatusCode::UPGRADE_REQUIRED,
             Self::Handshake(_) => StatusCode::BAD_REQUEST,
-            Self::Draining => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Draining | Self::Overloaded { .. } | Self::Capacity => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Origin => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } | Self::ClientCapacity => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Backend(BackendError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
             Self::Backend(_) => StatusCode::BAD_GATEWAY,
         }
@@ -52,6 +70,12 @@ impl Reject {
             Self::Version => "version",
             Self::Handshake(_) => "handshake",
             Self::Draining => "draining",
+            Self::Origin => "origin",
+            Self::RateLimited { .. } => "rate",
+            Self::Overloaded { .. } => "global_rate",
+            Self::Capacity => "cap",
+            Self::ClientCapacity => "client_cap",
+            Self::Unauthorized => "auth",
             Self::Backend(BackendError::Timeout { .. }) => "backend_timeout",
             Self::Backend(_) => "backend_refused",
         }
@@ -67,6 +91,11 @@ impl Reject {
             Self::Version => "unsupported websocket version: use 13\n",
             Self::Handshake(_) => "bad websocket handshake\n",
             Self::Draining => "shutting down\n",
+            Self::Origin => "origin not allowed\n",
+            Self::RateLimited { .. } => "too many new sessions from this client; retry later\n",
+            Self::Overloaded { .. } | Self::Capacity => "gateway at capacity; retry later\n",
+            Self::ClientCapacity => "too many open sessions from this client\n",
+            Self::Unauthorized => "unauthorized\n",
             Self::Backend(BackendError::Timeout { .. }) => "backend did not answer in time\n",
             Self::Backend(_) => "backend unavailable\n",
         };
@@ -88,6 +117,14 @@ impl Reject {
             }
             Self::Method => {
                 h.insert(hyper::header::ALLOW, HeaderValue::from_static("GET"));
+            }
+            Self::RateLimited { retry_after } | Self::Overloaded { retry_after } => {
+                // Whole seconds, rounded up: "0" would invite an immediate retry.
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                h.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            Self::Unauthorized => {
+                h.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             _ => {}
         }

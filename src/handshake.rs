@@ -49,6 +49,10 @@ pub fn check_upgrade<B>(req: &Request<B>) -> Result<String, Reject> {
     }
 }
 
+/// Subprotocol entries of this form carry a credential (browsers cannot set headers on a
+/// WebSocket); they are never chosen as the session's subprotocol.
+pub const BEARER_PREFIX: &str = "bearer.";
+
 /// The subprotocol to answer with: the first one the client offers that `accepted` lists.
 /// With an empty `accepted`, offers are ignored; otherwise a client offering none of them is
 /// refused, since it could not talk to this route's backend.
@@ -65,7 +69,8 @@ pub fn choose_subprotocol<B>(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(str::trim);
+        .map(str::trim)
+        .filter(|offer| !offer.starts_with(BEARER_PREFIX));
     for offer in offered {
         if let Some(proto) = accepted.iter().find(|a| a.as_str() == offer) {
             return HeaderValue::from_str(proto)

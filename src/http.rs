@@ -1,6 +1,7 @@
-//! One client TCP connection as HTTP/1.1: header timeout, the upgrade request, and the
-//! answer to it. A valid upgrade connects the backend first and only then answers 101, so a
-//! dead backend is a 502/504, never a 101 followed by a close.
+//! One client TCP connection as HTTP/1.1: the optional PROXY header, header limits and
+//! timeout, the upgrade request and the answer to it. A valid upgrade passes admission and
+//! connects the backend first, and only then is answered 101, so a refusal or a dead
+//! backend is an HTTP status, never a 101 followed by a close.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,28 +14,58 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::timeout;
 use tracing::{Instrument, debug, info_span};
 
+use crate::backend::{self, BackendError};
 use crate::error::Reject;
 use crate::session::{self, SessionInfo};
-use crate::state::Shared;
-use crate::{backend, handshake};
+use crate::state::{RoutePlan, Shared};
+use crate::{client_ip, handshake, proxy_protocol};
 
-/// Request heads larger than this are refused by hyper (431). hyper's minimum is 8 KiB.
-const MAX_REQUEST_HEAD: usize = 16 * 1024;
+/// Where a connection comes from and where it arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoints {
+    /// The client as far as the transport knows: the PROXY header's source if the listener
+    /// takes one, else the TCP peer.
+    pub client: SocketAddr,
+    /// The gateway's own address on this connection.
+    pub local: SocketAddr,
+}
 
 /// Serves HTTP on `tcp` until the client leaves, the connection is upgraded, or shutdown.
-pub async fn serve_connection(tcp: TcpStream, client: SocketAddr, shared: Arc<Shared>) {
+/// `pending` is this connection's place under `max_pending_handshakes`, given back when it
+/// is upgraded or closed.
+pub async fn serve_connection(
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    pending: OwnedSemaphorePermit,
+) {
+    let local = tcp.local_addr().unwrap_or(peer);
+    let limits = &shared.cfg.limits;
+    let mut client = peer;
+    if shared.cfg.proxy_protocol {
+        match timeout(limits.handshake_timeout, proxy_protocol::read_header(&mut tcp)).await {
+            Ok(Ok(header)) => client = header.source.unwrap_or(peer),
+            Ok(Err(e)) => return debug!(error = %e, "dropped: bad PROXY protocol header"),
+            Err(_) => return debug!("dropped: no PROXY protocol header in time"),
+        }
+    }
+    let ends = Endpoints { client, local };
     let svc_shared = shared.clone();
     let svc = service_fn(move |req| {
         let shared = svc_shared.clone();
-        async move { Ok::<_, Infallible>(answer(req, client, &shared).await) }
+        async move { Ok::<_, Infallible>(answer(req, ends, &shared).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(shared.cfg.limits.handshake_timeout)
-        .max_buf_size(MAX_REQUEST_HEAD)
+        .header_read_timeout(limits.handshake_timeout)
+        .max_buf_size(limits.max_header_size.as_usize())
+        .max_headers(limits.max_headers)
         .serve_connection(TokioIo::new(tcp), svc)
         .with_upgrades();
     tokio::pin!(conn);
@@ -45,22 +76,23 @@ pub async fn serve_connection(tcp: TcpStream, client: SocketAddr, shared: Arc<Sh
             conn.await
         }
     };
+    drop(pending);
     if let Err(e) = result {
         debug!(error = %e, "http connection ended with an error");
     }
 }
 
-async fn answer(
-    mut req: Request<Incoming>,
-    client: SocketAddr,
-    shared: &Arc<Shared>,
-) -> Response<Full<Bytes>> {
-    match upgrade(&mut req, client, shared).await {
+async fn answer(mut req: Request<Incoming>, ends: Endpoints, shared: &Arc<Shared>) -> Response<Full<Bytes>> {
+    // The real client: forwarded headers count only when the connection is from a trusted proxy.
+    let ip = client_ip::resolve(ends.client.ip(), req.headers(), &shared.trusted);
+    let client = SocketAddr::new(ip, if ip == ends.client.ip() { ends.client.port() } else { 0 });
+    match upgrade(&mut req, client, ends.local, shared).await {
         Ok(resp) => resp,
         Err(reject) => {
             debug!(
                 reason = reject.reason(),
                 status = reject.status().as_u16(),
+                %client,
                 path = req.uri().path(),
                 error = %reject,
                 "upgrade refused"
@@ -74,29 +106,33 @@ async fn answer(
 async fn upgrade(
     req: &mut Request<Incoming>,
     client: SocketAddr,
+    local: SocketAddr,
     shared: &Arc<Shared>,
 ) -> Result<Response<Full<Bytes>>, Reject> {
-    let route = shared
-        .route(req.uri().path())
-        .ok_or(Reject::NotFound)?
-        .clone();
+    let route = shared.route(req.uri().path()).ok_or(Reject::NotFound)?.clone();
     let accept = handshake::check_upgrade(req)?;
-    let protocol = handshake::choose_subprotocol(req, &route.subprotocols)?;
     if shared.life.is_stopping() {
         return Err(Reject::Draining);
     }
-    let backend = backend::connect(&route.backends, route.connect_timeout).await?;
+    let admitted = shared.admission.admit(req, &route, client.ip())?;
+    let backend = connect_backend(&route, client, local).await?;
     let id = shared.next_id();
     let span = info_span!("session", id);
-    let info = SessionInfo {
-        id,
-        client,
-        route,
-        backend_addr: backend.addr,
-    };
+    let info = SessionInfo { id, client, route, backend_addr: backend.addr, slot: admitted.slot };
     let on_upgrade = hyper::upgrade::on(req);
-    shared
-        .life
-        .spawn(session::run(on_upgrade, backend.stream, info, shared.clone()).instrument(span));
-    Ok(handshake::switching_protocols(&accept, protocol))
+    shared.life.spawn(session::run(on_upgrade, backend.stream, info, shared.clone()).instrument(span));
+    Ok(handshake::switching_protocols(&accept, admitted.protocol))
+}
+
+/// Connects the route's backend and, if the route asks for it, tells it who the client is
+/// with a PROXY v2 header before any client byte.
+async fn connect_backend(route: &RoutePlan, client: SocketAddr, local: SocketAddr) -> Result<backend::Backend, Reject> {
+    let mut backend = backend::connect(&route.backends, route.connect_timeout).await?;
+    if route.backend_proxy_protocol {
+        let header = proxy_protocol::v2_header(client, local);
+        if let Err(source) = backend.stream.write_all(&header).await {
+            return Err(BackendError::Connect { addr: backend.addr.to_string(), source }.into());
+        }
+    }
+    Ok(backend)
 }

@@ -6,6 +6,7 @@
 //! shell over it.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod backend;
 pub mod cli;
 pub mod config;
@@ -51,6 +52,7 @@ pub async fn run(
     let shared = Arc::new(Shared::new(cfg, life.clone())?);
     let addr = listener.local_addr()?;
     info!(%addr, routes = shared.cfg.routes.len(), "listening");
+    tokio::spawn(shared.admission.clone().maintain(life.clone()));
     tokio::select! {
         () = listener::accept_loop(listener, shared.clone()) => {}
         () = shutdown => info!("shutdown requested; draining"),

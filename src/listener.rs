@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::time::sleep;
 use tracing::{Instrument, error, info_span, warn};
 
@@ -18,7 +19,12 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Accepts until the future is dropped.
 pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    // Connections not yet upgraded or refused. At the cap, accepting pauses and the kernel
+    // backlog absorbs the burst, so a flood of half-open handshakes cannot take every slot
+    // from real clients forever: each one is bounded by the handshake timeout.
+    let pending = Arc::new(Semaphore::new(shared.cfg.limits.max_pending_handshakes));
     loop {
+        let Ok(permit) = pending.clone().acquire_owned().await else { return };
         let (tcp, peer) = match listener.accept().await {
             Ok(conn) => conn,
             Err(e) if is_per_connection(&e) => continue,
@@ -35,7 +41,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         if let Err(e) = tcp.set_nodelay(true) {
             warn!(error = %e, %peer, "could not set TCP_NODELAY");
         }
-        let task = http::serve_connection(tcp, peer, shared.clone());
+        let task = http::serve_connection(tcp, peer, shared.clone(), permit);
         shared
             .life
             .spawn(task.instrument(info_span!("conn", %peer)));

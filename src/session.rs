@@ -13,6 +13,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::{debug, info, warn};
 
+use crate::admission::SessionSlot;
 use crate::error::SessionEnd;
 use crate::pump::{self, Outcome};
 use crate::state::{RoutePlan, Shared};
@@ -23,6 +24,8 @@ pub struct SessionInfo {
     pub client: SocketAddr,
     pub route: Arc<RoutePlan>,
     pub backend_addr: SocketAddr,
+    /// The session's place under the connection caps, given back when it ends.
+    pub slot: SessionSlot,
 }
 
 /// Waits for hyper to hand over the upgraded connection, pumps, and logs the outcome.

@@ -71,6 +71,45 @@ impl Config {
             }
         }
         check_positive(bad, "limits.handshake_timeout", l.handshake_timeout);
+        // hyper cannot read a request head in less than 8 KiB.
+        if l.max_header_size < ByteSize::kib(8) || l.max_header_size > ByteSize::mib(1) {
+            bad.push("limits.max_header_size", format!("{} is out of range (8KiB to 1MiB)", l.max_header_size));
+        }
+        if !(1..=10_000).contains(&l.max_headers) {
+            bad.push("limits.max_headers", format!("{} is out of range (1 to 10000)", l.max_headers));
+        }
+        for (key, n) in [
+            ("limits.max_pending_handshakes", l.max_pending_handshakes),
+            ("limits.max_connections", l.max_connections),
+        ] {
+            // tokio's semaphore holds at most usize::MAX >> 3 permits.
+            if n == 0 || n > 100_000_000 {
+                bad.push(key, format!("{n} is out of range (1 to 100000000)"));
+            }
+        }
+        if l.max_connections_per_ip == Some(0) {
+            bad.push("limits.max_connections_per_ip", "0 would refuse everyone; use off for no limit");
+        }
+        for (key, rate) in [("limits.per_ip_rate", l.per_ip_rate), ("limits.global_rate", l.global_rate)] {
+            if let Some(rate) = rate {
+                if rate.count == 0 {
+                    bad.push(key, format!("{rate} would refuse everyone; use off for no limit"));
+                }
+            }
+        }
+        for (key, burst) in [("limits.per_ip_burst", l.per_ip_burst), ("limits.global_burst", l.global_burst)] {
+            if burst == 0 {
+                bad.push(key, "0 is not allowed: must be at least 1");
+            }
+        }
+        if l.ipv6_prefix == 0 || l.ipv6_prefix > 128 {
+            bad.push("limits.ipv6_prefix", format!("{} is out of range (1 to 128)", l.ipv6_prefix));
+        }
+        if let Some(bps) = l.max_bytes_per_second {
+            if bps < ByteSize::kib(1) {
+                bad.push("limits.max_bytes_per_second", format!("{bps} is too low (at least 1KiB)"));
+            }
+        }
     }
 
     fn check_timers(&self, bad: &mut ConfigError) {
@@ -135,7 +174,9 @@ fn check_routes(bad: &mut ConfigError, routes: &[Route]) {
             }
         }
         for (j, proto) in route.subprotocols.iter().enumerate() {
-            if !is_token(proto) {
+            if proto.starts_with(crate::handshake::BEARER_PREFIX) {
+                bad.push(key(&format!("subprotocols.{j}")), format!("{proto:?}: bearer.* entries carry credentials"));
+            } else if !is_token(proto) {
                 bad.push(
                     key(&format!("subprotocols.{j}")),
                     format!("{proto:?} is not a valid subprotocol token"),

@@ -14,6 +14,7 @@ use super::PumpConfig;
 use super::activity::Activity;
 use super::backend_read::{Read, Utf8Carry, read_ready};
 use super::liveness::{LivenessTimer, Tick};
+use super::throttle::Throttle;
 use super::writer::ClientWriter;
 use crate::config::MessageType;
 use crate::error::SessionEnd;
@@ -40,6 +41,8 @@ where
     tokio::pin!(sleep, stopping);
     let mut text = (cfg.message_type == MessageType::Text).then(Utf8Carry::default);
     let (mut draining, mut ping_waiting) = (false, false);
+    let mut throttle = cfg.max_bytes_per_second.map(|bps| Throttle::new(bps, Instant::now()));
+    let mut resume_at: Option<Instant> = None;
     loop {
         if writer.is_idle() {
             if draining {
@@ -68,7 +71,10 @@ where
                 }
                 sleep.as_mut().reset(timer.next_wake(act));
             }
-            ready = back.readable(), if idle && !draining => {
+            () = async { if let Some(at) = resume_at { sleep_until(at).await } }, if resume_at.is_some() => {
+                resume_at = None;
+            }
+            ready = back.readable(), if idle && !draining && resume_at.is_none() => {
                 if let Err(e) = ready {
                     return SessionEnd::BackendIo(e.kind());
                 }
@@ -76,6 +82,7 @@ where
                     Read::Message(msg, n) => {
                         act.moved_down(n);
                         writer.queue(msg);
+                        resume_at = throttle.as_mut().and_then(|t| t.charge(n, Instant::now()));
                     }
                     Read::Nothing => {}
                     Read::Eof => return SessionEnd::BackendEof,

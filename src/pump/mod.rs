@@ -7,6 +7,7 @@ mod activity;
 mod backend_read;
 mod downstream;
 mod liveness;
+mod throttle;
 mod upstream;
 mod writer;
 
@@ -36,6 +37,8 @@ pub struct PumpConfig {
     pub pong_timeout: Duration,
     pub idle_timeout: Option<Duration>,
     pub close_timeout: Duration,
+    /// Throughput cap per direction, bytes per second.
+    pub max_bytes_per_second: Option<u64>,
 }
 
 impl PumpConfig {
@@ -48,6 +51,7 @@ impl PumpConfig {
             pong_timeout: cfg.liveness.pong_timeout,
             idle_timeout: cfg.liveness.idle_timeout,
             close_timeout: cfg.liveness.close_timeout,
+            max_bytes_per_second: cfg.limits.max_bytes_per_second.map(|b| b.0),
         }
     }
 }

@@ -5,10 +5,13 @@
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
+use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use super::PumpConfig;
 use super::activity::Activity;
+use super::throttle::Throttle;
 use crate::error::SessionEnd;
 
 /// Runs until the client closes, fails, or the backend stops accepting bytes.
@@ -17,12 +20,13 @@ use crate::error::SessionEnd;
 pub async fn run<St>(
     stream: &mut St,
     back: &mut OwnedWriteHalf,
-    accept_text: bool,
+    cfg: &PumpConfig,
     act: &Activity,
 ) -> SessionEnd
 where
     St: Stream<Item = Result<Message, WsError>> + Unpin,
 {
+    let mut throttle = cfg.max_bytes_per_second.map(|bps| Throttle::new(bps, Instant::now()));
     loop {
         let msg = match stream.next().await {
             None => return SessionEnd::ClientGone,
@@ -32,7 +36,7 @@ where
         act.heard_client();
         let payload = match msg {
             Message::Binary(bytes) => bytes,
-            Message::Text(text) if accept_text => text.into(),
+            Message::Text(text) if cfg.accept_text => text.into(),
             Message::Text(_) => return SessionEnd::TextRefused,
             Message::Close(frame) => return SessionEnd::ClientClosed(frame.map(|f| f.code.into())),
             // Pings are answered by tungstenite on the next read; pongs only prove life.
@@ -48,6 +52,12 @@ where
             return SessionEnd::BackendIo(e.kind());
         }
         act.moved_up(payload.len());
+        if let Some(until) = throttle.as_mut().and_then(|t| t.charge(payload.len(), Instant::now())) {
+            // Not reading the client is the point here; its silence is not its fault.
+            act.set_upstream_blocked(true);
+            sleep_until(until).await;
+            act.set_upstream_blocked(false);
+        }
     }
 }
 
