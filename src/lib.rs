@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod backend;
 pub mod cli;
+pub mod client_ip;
 pub mod config;
 pub mod demo;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod listener;
 pub mod logging;
+pub mod proxy_protocol;
 pub mod pump;
 pub mod session;
 pub mod state;
