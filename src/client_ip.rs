@@ -1,5 +1,5 @@
 //! The client's real address behind load balancers: which peers are believed when they say
-//! who the client is (`trusted_proxies`), reading that from `Forwarded` / `X-Forwarded-For`,
+//! who the client is (`trusted_proxies`), reading that from the one forwarding header they set (`X-Forwarded-For` or `Forwarded`),
 //! and the key per-client limits count by.
 //!
 //! IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`, what a dual-stack listener reports for IPv4
@@ -12,14 +12,25 @@ use std::net::{IpAddr, Ipv6Addr};
 use hyper::HeaderMap;
 use ipnet::{IpNet, Ipv4Net};
 
+pub use crate::config::ClientIpHeader;
+
 /// The peers whose forwarding headers are believed: CIDRs and single addresses. Empty (the
 /// default) trusts no one, so the TCP peer is always the client.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies {
     nets: Vec<IpNet>,
+    header: ClientIpHeader,
 }
 
 impl TrustedProxies {
+    /// Believe only `header` (the one the trusted proxies set). Reading whichever is
+    /// present would let a client behind a proxy that sets only the other one supply its
+    /// own address.
+    pub fn reading(mut self, header: ClientIpHeader) -> Self {
+        self.header = header;
+        self
+    }
+
     /// Parses config entries: a CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a bare address (one
     /// host). Fails with every bad entry as `(index, message naming the value)`.
     ///
@@ -35,7 +46,7 @@ impl TrustedProxies {
             }
         }
         if bad.is_empty() {
-            Ok(Self { nets })
+            Ok(Self { nets, header: ClientIpHeader::default() })
         } else {
             Err(bad)
         }
@@ -117,8 +128,10 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> I
     if !trusted.contains(peer) {
         return peer;
     }
-    let hops =
-        forwarded::forwarded_for(headers).unwrap_or_else(|| forwarded::x_forwarded_for(headers));
+    let hops = match trusted.header {
+        ClientIpHeader::XForwardedFor => forwarded::x_forwarded_for(headers),
+        ClientIpHeader::Forwarded => forwarded::forwarded_for(headers).unwrap_or_default(),
+    };
     let mut client = peer;
     for hop in hops.iter().rev() {
         let Some(ip) = hop else {

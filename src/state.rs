@@ -69,6 +69,7 @@ impl Plan {
         cfg.validate()?;
         let mut bad = ConfigError::default();
         let trusted = TrustedProxies::parse(&cfg.trusted_proxies)
+            .map(|t| t.reading(cfg.client_ip_header))
             .map_err(|e| {
                 for (i, why) in e {
                     bad.push(format!("trusted_proxies.{i}"), why);

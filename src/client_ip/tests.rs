@@ -35,6 +35,11 @@ fn via_lb(lines: &[(&str, &[u8])]) -> IpAddr {
     resolve(ip(LB), &headers(lines), &lb())
 }
 
+/// As [`via_lb`], with the proxies setting `Forwarded` (RFC 7239) instead of XFF.
+fn via_lb_forwarded(lines: &[(&str, &[u8])]) -> IpAddr {
+    resolve(ip(LB), &headers(lines), &lb().reading(ClientIpHeader::Forwarded))
+}
+
 #[test]
 fn parse_accepts_cidrs_and_bare_addresses() {
     let t = trusted(&[
@@ -154,25 +159,27 @@ fn several_header_lines_are_one_list_in_order() {
         ("forwarded", b"for=198.51.100.1"),
         ("forwarded", b"for=203.0.113.9;proto=https, for=10.1.0.5"),
     ];
-    assert_eq!(via_lb(lines), ip("203.0.113.9"));
+    assert_eq!(via_lb_forwarded(lines), ip("203.0.113.9"));
 }
 
 #[test]
-fn forwarded_is_preferred_over_xff() {
+fn only_the_configured_header_is_read() {
     let lines: &[(&str, &[u8])] = &[
         ("x-forwarded-for", b"198.51.100.1"),
         ("forwarded", b"for=203.0.113.9"),
     ];
-    assert_eq!(via_lb(lines), ip("203.0.113.9"));
+    // A client-supplied Forwarded is ignored where the proxies set XFF, and the reverse.
+    assert_eq!(via_lb(lines), ip("198.51.100.1"));
+    assert_eq!(via_lb_forwarded(lines), ip("203.0.113.9"));
 }
 
 #[test]
-fn forwarded_without_for_falls_back_to_xff() {
+fn forwarded_without_for_gives_the_peer() {
     let lines: &[(&str, &[u8])] = &[
         ("forwarded", b"proto=https;host=example.com"),
         ("x-forwarded-for", b"203.0.113.9"),
     ];
-    assert_eq!(via_lb(lines), ip("203.0.113.9"));
+    assert_eq!(via_lb_forwarded(lines), ip(LB));
 }
 
 #[test]
@@ -193,7 +200,7 @@ fn forwarded_value_forms() {
             "198.51.100.17",
         ),
     ] {
-        assert_eq!(via_lb(&[("forwarded", value)]), ip(want), "{value:?}");
+        assert_eq!(via_lb_forwarded(&[("forwarded", value)]), ip(want), "{value:?}");
     }
 }
 
@@ -201,15 +208,15 @@ fn forwarded_value_forms() {
 fn obfuscated_identifiers_stop_the_walk() {
     // The right-most hop is hidden by our own load balancer: the balancer is all we know.
     for value in [&b"for=_hidden"[..], b"for=unknown", b"for=\"_x.y-z\""] {
-        assert_eq!(via_lb(&[("forwarded", value)]), ip(LB), "{value:?}");
+        assert_eq!(via_lb_forwarded(&[("forwarded", value)]), ip(LB), "{value:?}");
     }
     // A trusted proxy further in hid its client: that proxy is the answer, and the
     // (client-writable) entries left of the hidden one are never read.
     let value = b"for=198.51.100.1, for=_hidden, for=10.1.0.5";
-    assert_eq!(via_lb(&[("forwarded", value)]), ip("10.1.0.5"));
+    assert_eq!(via_lb_forwarded(&[("forwarded", value)]), ip("10.1.0.5"));
     // 10.1.0.5 wrote the `unknown` (each proxy appends its own client's address).
     let value = b"for=198.51.100.1, for=unknown, for=10.1.0.5, for=10.1.0.6";
-    assert_eq!(via_lb(&[("forwarded", value)]), ip("10.1.0.5"));
+    assert_eq!(via_lb_forwarded(&[("forwarded", value)]), ip("10.1.0.5"));
 }
 
 #[test]
@@ -248,7 +255,7 @@ fn malformed_forwarded_elements() {
         (b"for=198.51.100.1, proto=http, for=10.1.0.5", "10.1.0.5"), // element without for
         (b"for=2001:db8::1", "2001:db8::1"),      // unquoted IPv6: lenient
     ] {
-        assert_eq!(via_lb(&[("forwarded", value)]), ip(want), "{value:?}");
+        assert_eq!(via_lb_forwarded(&[("forwarded", value)]), ip(want), "{value:?}");
     }
 }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, Problem};
 pub use route::{AuthMode, BackendList, JwtAlgorithm, JwtConfig, MessageType, Route, TokenSource};
-pub use sections::{Limits, Liveness, Log, LogFormat, Shutdown};
+pub use sections::{ClientIpHeader, Limits, Liveness, Log, LogFormat, Shutdown};
 pub use units::{ByteSize, Rate};
 
 /// Where the binary looks for a config file when `--config` is not given; a missing file
@@ -44,8 +44,10 @@ pub struct Config {
     pub origins: Vec<String>,
     /// Whether a request without `Origin` (non-browser clients) is allowed.
     pub allow_missing_origin: bool,
-    /// Peers (CIDRs or addresses) whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    /// Peers (CIDRs or addresses) whose forwarding header is believed.
     pub trusted_proxies: Vec<String>,
+    /// The forwarding header those proxies set: `x-forwarded-for` or `forwarded`.
+    pub client_ip_header: ClientIpHeader,
     /// The listener expects a PROXY protocol v1/v2 header on every connection.
     pub proxy_protocol: bool,
     pub limits: Limits,
@@ -63,6 +65,7 @@ impl Default for Config {
             origins: vec!["*".into()],
             allow_missing_origin: true,
             trusted_proxies: Vec::new(),
+            client_ip_header: ClientIpHeader::default(),
             proxy_protocol: false,
             limits: Limits::default(),
             liveness: Liveness::default(),

@@ -140,3 +140,14 @@ pub enum LogFormat {
     Text,
     Json,
 }
+
+/// Which forwarding header trusted proxies set, and so the only one believed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For` (nginx, HAProxy `option forwardfor`, most cloud load balancers).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239).
+    Forwarded,
+}

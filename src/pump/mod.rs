@@ -81,12 +81,7 @@ where
     let mut writer = ClientWriter::new(sink);
     let (back_rx, mut back_tx) = backend.into_split();
 
-    let mut up = Box::pin(upstream::run(
-        &mut stream,
-        &mut back_tx,
-        cfg.accept_text,
-        &act,
-    ));
+    let mut up = Box::pin(upstream::run(&mut stream, &mut back_tx, cfg, &act));
     let mut up_done = false;
     let end = tokio::select! {
         biased;
