@@ -6,6 +6,7 @@
 //! shell over it.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod backend;
 pub mod cli;
 pub mod config;
