@@ -46,7 +46,10 @@ impl TrustedProxies {
             }
         }
         if bad.is_empty() {
-            Ok(Self { nets, header: ClientIpHeader::default() })
+            Ok(Self {
+                nets,
+                header: ClientIpHeader::default(),
+            })
         } else {
             Err(bad)
         }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{
-    CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, SEC_WEBSOCKET_VERSION, UPGRADE, WWW_AUTHENTICATE,
+    CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, SEC_WEBSOCKET_VERSION, UPGRADE,
+    WWW_AUTHENTICATE,
 };
 use hyper::{Response, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -52,7 +53,9 @@ impl Reject {
             Self::Method => StatusCode::METHOD_NOT_ALLOWED,
             Self::UpgradeRequired | Self::Version => StatusCode::UPGRADE_REQUIRED,
             Self::Handshake(_) => StatusCode::BAD_REQUEST,
-            Self::Draining | Self::Overloaded { .. } | Self::Capacity => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Draining | Self::Overloaded { .. } | Self::Capacity => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Origin => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } | Self::ClientCapacity => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,

@@ -11,6 +11,8 @@ use hyper::header::{
 use hyper::{Method, Request, Response, StatusCode, Version};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+use crate::auth::credential::SUBPROTOCOL_PREFIX;
+use crate::auth::offered_subprotocols;
 use crate::error::Reject;
 
 /// Checks that `req` is a valid WebSocket upgrade and returns the `Sec-WebSocket-Accept`
@@ -49,10 +51,6 @@ pub fn check_upgrade<B>(req: &Request<B>) -> Result<String, Reject> {
     }
 }
 
-/// Subprotocol entries of this form carry a credential (browsers cannot set headers on a
-/// WebSocket); they are never chosen as the session's subprotocol.
-pub const BEARER_PREFIX: &str = "bearer.";
-
 /// The subprotocol to answer with: the first one the client offers that `accepted` lists.
 /// With an empty `accepted`, offers are ignored; otherwise a client offering none of them is
 /// refused, since it could not talk to this route's backend.
@@ -63,14 +61,10 @@ pub fn choose_subprotocol<B>(
     if accepted.is_empty() {
         return Ok(None);
     }
-    let offered = req
-        .headers()
-        .get_all(SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|offer| !offer.starts_with(BEARER_PREFIX));
+    // `bearer.<token>` entries carry a credential (browsers cannot set headers on a
+    // WebSocket); they are never chosen as the session's subprotocol.
+    let offered =
+        offered_subprotocols(req.headers()).filter(|offer| !offer.starts_with(SUBPROTOCOL_PREFIX));
     for offer in offered {
         if let Some(proto) = accepted.iter().find(|a| a.as_str() == offer) {
             return HeaderValue::from_str(proto)

@@ -49,7 +49,12 @@ pub async fn serve_connection(
     let limits = &shared.cfg.limits;
     let mut client = peer;
     if shared.cfg.proxy_protocol {
-        match timeout(limits.handshake_timeout, proxy_protocol::read_header(&mut tcp)).await {
+        match timeout(
+            limits.handshake_timeout,
+            proxy_protocol::read_header(&mut tcp),
+        )
+        .await
+        {
             Ok(Ok(header)) => client = header.source.unwrap_or(peer),
             Ok(Err(e)) => return debug!(error = %e, "dropped: bad PROXY protocol header"),
             Err(_) => return debug!("dropped: no PROXY protocol header in time"),
@@ -82,10 +87,21 @@ pub async fn serve_connection(
     }
 }
 
-async fn answer(mut req: Request<Incoming>, ends: Endpoints, shared: &Arc<Shared>) -> Response<Full<Bytes>> {
+async fn answer(
+    mut req: Request<Incoming>,
+    ends: Endpoints,
+    shared: &Arc<Shared>,
+) -> Response<Full<Bytes>> {
     // The real client: forwarded headers count only when the connection is from a trusted proxy.
     let ip = client_ip::resolve(ends.client.ip(), req.headers(), &shared.trusted);
-    let client = SocketAddr::new(ip, if ip == ends.client.ip() { ends.client.port() } else { 0 });
+    let client = SocketAddr::new(
+        ip,
+        if ip == ends.client.ip() {
+            ends.client.port()
+        } else {
+            0
+        },
+    );
     match upgrade(&mut req, client, ends.local, shared).await {
         Ok(resp) => resp,
         Err(reject) => {
@@ -109,7 +125,10 @@ async fn upgrade(
     local: SocketAddr,
     shared: &Arc<Shared>,
 ) -> Result<Response<Full<Bytes>>, Reject> {
-    let route = shared.route(req.uri().path()).ok_or(Reject::NotFound)?.clone();
+    let route = shared
+        .route(req.uri().path())
+        .ok_or(Reject::NotFound)?
+        .clone();
     let accept = handshake::check_upgrade(req)?;
     if shared.life.is_stopping() {
         return Err(Reject::Draining);
@@ -118,20 +137,36 @@ async fn upgrade(
     let backend = connect_backend(&route, client, local).await?;
     let id = shared.next_id();
     let span = info_span!("session", id);
-    let info = SessionInfo { id, client, route, backend_addr: backend.addr, slot: admitted.slot };
+    let info = SessionInfo {
+        id,
+        client,
+        route,
+        backend_addr: backend.addr,
+        slot: admitted.slot,
+    };
     let on_upgrade = hyper::upgrade::on(req);
-    shared.life.spawn(session::run(on_upgrade, backend.stream, info, shared.clone()).instrument(span));
+    shared
+        .life
+        .spawn(session::run(on_upgrade, backend.stream, info, shared.clone()).instrument(span));
     Ok(handshake::switching_protocols(&accept, admitted.protocol))
 }
 
 /// Connects the route's backend and, if the route asks for it, tells it who the client is
 /// with a PROXY v2 header before any client byte.
-async fn connect_backend(route: &RoutePlan, client: SocketAddr, local: SocketAddr) -> Result<backend::Backend, Reject> {
+async fn connect_backend(
+    route: &RoutePlan,
+    client: SocketAddr,
+    local: SocketAddr,
+) -> Result<backend::Backend, Reject> {
     let mut backend = backend::connect(&route.backends, route.connect_timeout).await?;
     if route.backend_proxy_protocol {
         let header = proxy_protocol::v2_header(client, local);
         if let Err(source) = backend.stream.write_all(&header).await {
-            return Err(BackendError::Connect { addr: backend.addr.to_string(), source }.into());
+            return Err(BackendError::Connect {
+                addr: backend.addr.to_string(),
+                source,
+            }
+            .into());
         }
     }
     Ok(backend)

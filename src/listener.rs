@@ -24,7 +24,9 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     // from real clients forever: each one is bounded by the handshake timeout.
     let pending = Arc::new(Semaphore::new(shared.cfg.limits.max_pending_handshakes));
     loop {
-        let Ok(permit) = pending.clone().acquire_owned().await else { return };
+        let Ok(permit) = pending.clone().acquire_owned().await else {
+            return;
+        };
         let (tcp, peer) = match listener.accept().await {
             Ok(conn) => conn,
             Err(e) if is_per_connection(&e) => continue,

@@ -83,7 +83,10 @@ impl Plan {
             }
         }
         bad.into_result()?;
-        Ok(Self { routes, trusted: trusted.unwrap_or_default() })
+        Ok(Self {
+            routes,
+            trusted: trusted.unwrap_or_default(),
+        })
     }
 }
 
@@ -110,7 +113,15 @@ impl Shared {
             .max_message_size(Some(l.max_message_size.as_usize()))
             .max_frame_size(Some(l.max_frame_size.as_usize()));
         let admission = Arc::new(Admission::new(&cfg));
-        Ok(Self { cfg, routes, trusted, admission, ws_config, life, next_id: AtomicU64::new(1) })
+        Ok(Self {
+            cfg,
+            routes,
+            trusted,
+            admission,
+            ws_config,
+            life,
+            next_id: AtomicU64::new(1),
+        })
     }
 
     /// The route for an exact request path.

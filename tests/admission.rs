@@ -11,17 +11,6 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use wsgate::Config;
 
-/// The backend must not have been contacted for refused clients: the first connection it
-/// accepts is the one a later admitted client opened (it carries that client's marker).
-async fn first_backend_connection_carries(backend: &Backend, gw: &Gateway, marker: &[u8]) {
-    let mut ws = connect(&gw.url("/")).await;
-    send_binary(&mut ws, marker).await;
-    let mut sock = backend.accept().await;
-    let mut got = vec![0u8; marker.len()];
-    timeout(PATIENCE, sock.read_exact(&mut got)).await.unwrap().unwrap();
-    assert_eq!(got, marker, "the backend's first connection was not the admitted client's");
-}
-
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
@@ -33,19 +22,40 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 async fn origin_allowlist_refuses_with_403_before_the_backend() {
     let backend = Backend::bind().await;
     let mut cfg = config_for(backend.addr);
-    cfg.origins = vec!["https://app.example.com".into(), "https://*.example.org".into()];
+    cfg.origins = vec![
+        "https://app.example.com".into(),
+        "https://*.example.org".into(),
+    ];
     cfg.allow_missing_origin = false;
     let gw = spawn_gateway(cfg).await;
-    for bad in ["https://evil.example", "https://app.example.com.evil.net", "null", "https://example.org"] {
-        let (status, head) =
-            raw_request(gw.addr, &upgrade_request("/", &format!("Origin: {bad}\r\n"))).await;
+    for bad in [
+        "https://evil.example",
+        "https://app.example.com.evil.net",
+        "null",
+        "https://example.org",
+    ] {
+        let (status, head) = raw_request(
+            gw.addr,
+            &upgrade_request("/", &format!("Origin: {bad}\r\n")),
+        )
+        .await;
         assert_eq!(status, 403, "{bad}: {head}");
     }
     let (status, _) = raw_request(gw.addr, &upgrade_request("/", "")).await;
-    assert_eq!(status, 403, "missing Origin with allow_missing_origin: false");
-    for good in ["https://app.example.com", "https://APP.example.com:443", "https://a.b.example.org"] {
-        let (status, head) =
-            raw_request(gw.addr, &upgrade_request("/", &format!("Origin: {good}\r\n"))).await;
+    assert_eq!(
+        status, 403,
+        "missing Origin with allow_missing_origin: false"
+    );
+    for good in [
+        "https://app.example.com",
+        "https://APP.example.com:443",
+        "https://a.b.example.org",
+    ] {
+        let (status, head) = raw_request(
+            gw.addr,
+            &upgrade_request("/", &format!("Origin: {good}\r\n")),
+        )
+        .await;
         assert_eq!(status, 101, "{good}: {head}");
         drop(backend.accept().await);
     }
@@ -59,9 +69,17 @@ async fn route_origins_replace_the_global_list() {
     cfg.origins = vec!["https://global.example".into()];
     cfg.routes[0].origins = Some(vec!["https://route.example".into()]);
     let gw = spawn_gateway(cfg).await;
-    let (status, _) = raw_request(gw.addr, &upgrade_request("/", "Origin: https://global.example\r\n")).await;
+    let (status, _) = raw_request(
+        gw.addr,
+        &upgrade_request("/", "Origin: https://global.example\r\n"),
+    )
+    .await;
     assert_eq!(status, 403);
-    let (status, _) = raw_request(gw.addr, &upgrade_request("/", "Origin: https://route.example\r\n")).await;
+    let (status, _) = raw_request(
+        gw.addr,
+        &upgrade_request("/", "Origin: https://route.example\r\n"),
+    )
+    .await;
     assert_eq!(status, 101);
     gw.shut_down().await.unwrap();
 }
@@ -80,7 +98,10 @@ async fn per_client_rate_is_429_with_retry_after() {
     }
     let (status, head) = raw_request(gw.addr, &upgrade_request("/", "")).await;
     assert_eq!(status, 429, "{head}");
-    let retry: u64 = header(&head, "retry-after").expect("Retry-After").parse().unwrap();
+    let retry: u64 = header(&head, "retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry), "{head}");
     drop(open);
     gw.shut_down().await.unwrap();
@@ -117,7 +138,8 @@ async fn session_caps_are_exact_and_freed_when_sessions_end() {
     // A session ending gives its slot back: the backend sees it close, then a new one fits.
     a.close(None).await.unwrap();
     wait_closed(&mut a_back).await;
-    let _c = connect(&gw.url("/")).await;
+    let c = connect(&gw.url("/")).await;
+    drop((c, _b));
     gw.shut_down().await.unwrap();
 }
 
@@ -137,9 +159,10 @@ async fn total_cap_is_503_and_failed_handshakes_do_not_leak_slots() {
     let mut cfg = config_for(echo);
     cfg.limits.max_connections = 1;
     let gw = spawn_gateway(cfg).await;
-    let _one = connect(&gw.url("/")).await;
+    let one = connect(&gw.url("/")).await;
     let (status, head) = raw_request(gw.addr, &upgrade_request("/", "")).await;
     assert_eq!(status, 503, "{head}");
+    drop(one);
     gw.shut_down().await.unwrap();
 }
 
@@ -155,11 +178,15 @@ async fn refused_clients_never_reach_the_backend() {
     cfg.origins = vec!["https://ok.example".into()];
     let gw = spawn_gateway(cfg).await;
     for _ in 0..5 {
-        let (status, _) = raw_request(gw.addr, &upgrade_request("/", "Origin: https://bad.example\r\n")).await;
+        let (status, _) = raw_request(
+            gw.addr,
+            &upgrade_request("/", "Origin: https://bad.example\r\n"),
+        )
+        .await;
         assert_eq!(status, 403);
     }
     // No Origin: allowed by default (non-browser clients).
-    first_backend_connection_carries(&backend, &gw, b"admitted").await;
+    first_backend_connection_carries(&backend, &gw.url("/"), b"admitted").await;
     gw.shut_down().await.unwrap();
 }
 
@@ -204,18 +231,29 @@ async fn slowloris_handshakes_are_dropped_on_time_and_do_not_starve_others() {
             }
             // Dropped by the gateway: reads end (EOF, reset, or a 408 then EOF).
             let mut rest = Vec::new();
-            let _ = timeout(PATIENCE, sock.read_to_end(&mut rest)).await.expect("trickler never dropped");
+            let _ = timeout(PATIENCE, sock.read_to_end(&mut rest))
+                .await
+                .expect("trickler never dropped");
             Instant::now()
         }));
     }
     let mut ws = connect(&gw.url("/")).await;
     send_binary(&mut ws, b"served meanwhile").await;
-    assert_eq!(next_data(&mut ws).await.into_data(), &b"served meanwhile"[..]);
+    assert_eq!(
+        next_data(&mut ws).await.into_data(),
+        &b"served meanwhile"[..]
+    );
     for t in tricklers {
         let dropped_at = t.await.unwrap();
         let lived = dropped_at - started;
-        assert!(lived >= handshake_timeout - Duration::from_millis(100), "dropped early: {lived:?}");
-        assert!(lived < handshake_timeout + Duration::from_secs(10), "dropped late: {lived:?}");
+        assert!(
+            lived >= handshake_timeout - Duration::from_millis(100),
+            "dropped early: {lived:?}"
+        );
+        assert!(
+            lived < handshake_timeout + Duration::from_secs(10),
+            "dropped late: {lived:?}"
+        );
     }
     drop(ws);
     gw.shut_down().await.unwrap();
@@ -236,9 +274,15 @@ async fn pending_handshake_cap_holds_new_connections_until_a_slot_frees() {
     let started = Instant::now();
     let mut ws = connect(&gw.url("/")).await;
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(400), "was not held back: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(400),
+        "was not held back: {waited:?}"
+    );
     send_binary(&mut ws, b"after the flood").await;
-    assert_eq!(next_data(&mut ws).await.into_data(), &b"after the flood"[..]);
+    assert_eq!(
+        next_data(&mut ws).await.into_data(),
+        &b"after the flood"[..]
+    );
     drop(ws);
     gw.shut_down().await.unwrap();
 }
@@ -263,7 +307,10 @@ async fn per_session_throughput_cap_slows_but_loses_nothing() {
     assert!(got == sent, "bytes differ");
     // One second's worth passes at once; the rest at the rate: at least 2 s for 3 s' worth.
     let floor = Duration::from_secs_f64((TOTAL as f64 - RATE as f64) / RATE as f64 * 0.9);
-    assert!(took >= floor, "{TOTAL} bytes at {RATE} B/s took only {took:?}");
+    assert!(
+        took >= floor,
+        "{TOTAL} bytes at {RATE} B/s took only {took:?}"
+    );
     drop(ws);
     gw.shut_down().await.unwrap();
 }

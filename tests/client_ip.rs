@@ -17,12 +17,16 @@ use wsgate::Config;
 /// Reads the PROXY v2 header a backend receives and returns its source address.
 async fn backend_sees(sock: &mut TcpStream) -> SocketAddr {
     let mut fixed = [0u8; 16];
-    timeout(PATIENCE, sock.read_exact(&mut fixed)).await.unwrap().unwrap();
+    timeout(PATIENCE, sock.read_exact(&mut fixed))
+        .await
+        .unwrap()
+        .unwrap();
     let len = u16::from_be_bytes([fixed[14], fixed[15]]) as usize;
     let mut rest = vec![0u8; len];
     sock.read_exact(&mut rest).await.unwrap();
     let bytes = [&fixed[..], &rest].concat();
-    let header = v2::Header::try_from(bytes.as_slice()).expect("backend got a valid PROXY v2 header");
+    let header =
+        v2::Header::try_from(bytes.as_slice()).expect("backend got a valid PROXY v2 header");
     assert_eq!(header.command, v2::Command::Proxy);
     match header.addresses {
         v2::Addresses::IPv4(a) => SocketAddr::from((a.source_address, a.source_port)),
@@ -41,13 +45,20 @@ async fn gateway(backend: &Backend, adjust: impl FnOnce(&mut Config)) -> Gateway
 
 /// Opens a WebSocket over `sock` (after whatever the test already wrote to it), sends a
 /// message, and checks the backend receives it after its PROXY header.
-async fn session_over(sock: TcpStream, url: &str, extra: &[(&str, &str)]) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+async fn session_over(
+    sock: TcpStream,
+    url: &str,
+    extra: &[(&'static str, &str)],
+) -> tokio_tungstenite::WebSocketStream<TcpStream> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut req = url.into_client_request().unwrap();
     for (k, v) in extra {
         req.headers_mut().insert(*k, v.parse().unwrap());
     }
-    let (ws, resp) = timeout(PATIENCE, client_async(req, sock)).await.unwrap().unwrap();
+    let (ws, resp) = timeout(PATIENCE, client_async(req, sock))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(resp.status(), 101);
     ws
 }
@@ -57,13 +68,22 @@ async fn proxy_v1_on_the_listener_reaches_the_backend_as_proxy_v2() {
     let backend = Backend::bind().await;
     let gw = gateway(&backend, |c| c.proxy_protocol = true).await;
     let mut sock = TcpStream::connect(gw.addr).await.unwrap();
-    sock.write_all(b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 8080\r\n").await.unwrap();
+    sock.write_all(b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 8080\r\n")
+        .await
+        .unwrap();
     let mut ws = session_over(sock, &gw.url("/"), &[]).await;
     let mut back = backend.accept().await;
-    assert_eq!(backend_sees(&mut back).await, "203.0.113.7:51234".parse().unwrap());
+    assert_eq!(
+        backend_sees(&mut back).await,
+        "203.0.113.7:51234".parse().unwrap()
+    );
     // And then the session's bytes, untouched.
     use futures_util::SinkExt;
-    ws.send(tokio_tungstenite::tungstenite::Message::binary(&b"after the header"[..])).await.unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::binary(
+        &b"after the header"[..],
+    ))
+    .await
+    .unwrap();
     let mut got = [0u8; 16];
     back.read_exact(&mut got).await.unwrap();
     assert_eq!(&got, b"after the header");
@@ -97,16 +117,30 @@ async fn a_listener_that_requires_proxy_drops_connections_without_it() {
     let backend = Backend::bind().await;
     let gw = gateway(&backend, |c| c.proxy_protocol = true).await;
     let mut sock = TcpStream::connect(gw.addr).await.unwrap();
-    sock.write_all(upgrade_request("/", "").as_bytes()).await.unwrap();
+    sock.write_all(upgrade_request("/", "").as_bytes())
+        .await
+        .unwrap();
     let mut rest = Vec::new();
     // Closed without any HTTP answer, and the backend never contacted.
-    let _ = timeout(PATIENCE, sock.read_to_end(&mut rest)).await.expect("not dropped");
-    assert!(rest.is_empty(), "got an answer: {}", String::from_utf8_lossy(&rest));
+    let _ = timeout(PATIENCE, sock.read_to_end(&mut rest))
+        .await
+        .expect("not dropped");
+    assert!(
+        rest.is_empty(),
+        "got an answer: {}",
+        String::from_utf8_lossy(&rest)
+    );
     let mut good = TcpStream::connect(gw.addr).await.unwrap();
-    good.write_all(b"PROXY TCP4 192.0.2.1 192.0.2.2 1000 80\r\n").await.unwrap();
-    let _ws = session_over(good, &gw.url("/"), &[]).await;
+    good.write_all(b"PROXY TCP4 192.0.2.1 192.0.2.2 1000 80\r\n")
+        .await
+        .unwrap();
+    let ws = session_over(good, &gw.url("/"), &[]).await;
     let mut back = backend.accept().await;
-    assert_eq!(backend_sees(&mut back).await, "192.0.2.1:1000".parse().unwrap());
+    assert_eq!(
+        backend_sees(&mut back).await,
+        "192.0.2.1:1000".parse().unwrap()
+    );
+    drop(ws);
     gw.shut_down().await.unwrap();
 }
 
@@ -118,17 +152,26 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
     let sock = TcpStream::connect(gw.addr).await.unwrap();
     let ws = session_over(sock, &gw.url("/"), &[("x-forwarded-for", "198.51.100.9")]).await;
     let mut back = backend.accept().await;
-    assert_eq!(backend_sees(&mut back).await.ip(), IpAddr::from([127, 0, 0, 1]));
+    assert_eq!(
+        backend_sees(&mut back).await.ip(),
+        IpAddr::from([127, 0, 0, 1])
+    );
     drop(ws);
     gw.shut_down().await.unwrap();
 
     // Trusted peer: the right-most untrusted address is the client (port unknown: 0).
-    let gw = gateway(&backend, |c| c.trusted_proxies = vec!["127.0.0.0/8".into(), "10.0.0.0/8".into()]).await;
+    let gw = gateway(&backend, |c| {
+        c.trusted_proxies = vec!["127.0.0.0/8".into(), "10.0.0.0/8".into()]
+    })
+    .await;
     let sock = TcpStream::connect(gw.addr).await.unwrap();
     let xff = [("x-forwarded-for", "203.0.113.1, 198.51.100.9, 10.2.3.4")];
     let ws = session_over(sock, &gw.url("/"), &xff).await;
     let mut back = backend.accept().await;
-    assert_eq!(backend_sees(&mut back).await, "198.51.100.9:0".parse().unwrap());
+    assert_eq!(
+        backend_sees(&mut back).await,
+        "198.51.100.9:0".parse().unwrap()
+    );
     drop(ws);
     gw.shut_down().await.unwrap();
 }
@@ -148,7 +191,10 @@ async fn per_client_limits_use_the_resolved_address() {
     assert_eq!(raw_request(gw.addr, &from("198.51.100.2")).await.0, 101);
     // IPv6 clients count per /64: another address in the same /64 shares the budget.
     assert_eq!(raw_request(gw.addr, &from("2001:db8:1:2::1")).await.0, 101);
-    assert_eq!(raw_request(gw.addr, &from("2001:db8:1:2::ffff")).await.0, 429);
+    assert_eq!(
+        raw_request(gw.addr, &from("2001:db8:1:2::ffff")).await.0,
+        429
+    );
     assert_eq!(raw_request(gw.addr, &from("2001:db8:1:3::1")).await.0, 101);
     gw.shut_down().await.unwrap();
 }

@@ -59,18 +59,30 @@ impl SessionCaps {
         Self {
             total: Arc::new(Semaphore::new(max_total)),
             max_total,
-            per_client: max_per_client.map(|max| Arc::new(PerClient { max, open: Mutex::default() })),
+            per_client: max_per_client.map(|max| {
+                Arc::new(PerClient {
+                    max,
+                    open: Mutex::default(),
+                })
+            }),
         }
     }
 
     /// A slot for a session from `client` (already reduced to its limiting key), if both
     /// caps allow one.
     pub fn try_acquire(&self, client: IpAddr) -> Result<SessionSlot, CapRefusal> {
-        let total = self.total.clone().try_acquire_owned().map_err(|_| CapRefusal::Total)?;
+        let total = self
+            .total
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| CapRefusal::Total)?;
         let client = match &self.per_client {
             None => None,
             Some(per_client) => {
-                let mut open = per_client.open.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut open = per_client
+                    .open
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
                 let n = open.entry(client).or_insert(0);
                 if *n >= per_client.max {
                     return Err(CapRefusal::PerClient);
@@ -79,7 +91,10 @@ impl SessionCaps {
                 Some((per_client.clone(), client))
             }
         };
-        Ok(SessionSlot { _total: total, client })
+        Ok(SessionSlot {
+            _total: total,
+            client,
+        })
     }
 
     /// Sessions holding a slot now.

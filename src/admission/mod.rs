@@ -52,7 +52,12 @@ impl Admission {
     }
 
     /// Checks `req` from `client` for `route`. The handshake itself has been checked.
-    pub fn admit<B>(&self, req: &Request<B>, route: &RoutePlan, client: IpAddr) -> Result<Admitted, Reject> {
+    pub fn admit<B>(
+        &self,
+        req: &Request<B>,
+        route: &RoutePlan,
+        client: IpAddr,
+    ) -> Result<Admitted, Reject> {
         let origin = req.headers().get(ORIGIN).map(HeaderValue::as_bytes);
         if route.origins.check(origin) == OriginCheck::Refused {
             return Err(Reject::Origin);
@@ -72,7 +77,6 @@ impl Admission {
                 return Err(Reject::Unauthorized);
             }
         }
-        // `bearer.<token>` entries are credentials, never negotiated or echoed.
         let protocol = handshake::choose_subprotocol(req, &route.subprotocols)?;
         Ok(Admitted { slot, protocol })
     }

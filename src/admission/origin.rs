@@ -74,7 +74,10 @@ pub enum OriginCheck {
 impl OriginPolicy {
     /// Builds the policy; on failure returns each bad entry's index and why.
     pub fn new(entries: &[String], allow_missing: bool) -> Result<Self, Vec<(usize, String)>> {
-        let mut policy = Self { allow_missing, ..Self::default() };
+        let mut policy = Self {
+            allow_missing,
+            ..Self::default()
+        };
         let mut bad = Vec::new();
         for (i, entry) in entries.iter().enumerate() {
             let e = entry.trim();
@@ -98,7 +101,9 @@ impl OriginPolicy {
                     }
                     None => bad.push((
                         i,
-                        format!("{entry:?} is not an origin (scheme://host[:port], *.host, * or null)"),
+                        format!(
+                            "{entry:?} is not an origin (scheme://host[:port], *.host, * or null)"
+                        ),
                     )),
                 }
             }
@@ -117,7 +122,11 @@ impl OriginPolicy {
                 Some(o) => self.any || self.exact.contains(&o) || self.matches_subdomain(&o),
             },
         };
-        if allowed { OriginCheck::Allowed } else { OriginCheck::Refused }
+        if allowed {
+            OriginCheck::Allowed
+        } else {
+            OriginCheck::Refused
+        }
     }
 
     fn matches_subdomain(&self, o: &Origin) -> bool {
@@ -192,7 +201,11 @@ mod tests {
 
     #[test]
     fn bad_entries_are_reported_by_index() {
-        let entries = vec!["https://ok.example".to_string(), "ok.example".into(), "https://*.".into()];
+        let entries = vec![
+            "https://ok.example".to_string(),
+            "ok.example".into(),
+            "https://*.".into(),
+        ];
         let bad = OriginPolicy::new(&entries, true).unwrap_err();
         assert_eq!(bad.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1, 2]);
     }

@@ -43,7 +43,11 @@ impl RateLimits {
             .global_rate
             .and_then(|r| quota(r, limits.global_burst))
             .map(DefaultDirectRateLimiter::direct);
-        Self { per_client, global, clock: DefaultClock::default() }
+        Self {
+            per_client,
+            global,
+            clock: DefaultClock::default(),
+        }
     }
 
     /// Takes one session from `client`'s bucket, then from the global one. The client's own
@@ -84,7 +88,11 @@ mod tests {
     use std::net::Ipv4Addr;
 
     fn limits(per_ip: &str, burst: u32) -> Limits {
-        Limits { per_ip_rate: Some(per_ip.parse().unwrap()), per_ip_burst: burst, ..Limits::default() }
+        Limits {
+            per_ip_rate: Some(per_ip.parse().unwrap()),
+            per_ip_burst: burst,
+            ..Limits::default()
+        }
     }
 
     #[test]
@@ -106,7 +114,11 @@ mod tests {
 
     #[test]
     fn global_limit_applies_to_everybody() {
-        let l = Limits { global_rate: Some("1/m".parse().unwrap()), global_burst: 2, ..Limits::default() };
+        let l = Limits {
+            global_rate: Some("1/m".parse().unwrap()),
+            global_burst: 2,
+            ..Limits::default()
+        };
         let rl = RateLimits::new(&l);
         rl.check(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))).unwrap();
         rl.check(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))).unwrap();
@@ -120,7 +132,8 @@ mod tests {
     fn idle_clients_are_pruned() {
         let rl = RateLimits::new(&limits("1000/s", 1));
         for i in 0..200u8 {
-            rl.check(IpAddr::V4(Ipv4Addr::new(198, 51, 100, i))).unwrap();
+            rl.check(IpAddr::V4(Ipv4Addr::new(198, 51, 100, i)))
+                .unwrap();
         }
         assert_eq!(rl.tracked_clients(), 200);
         std::thread::sleep(Duration::from_millis(20)); // 1000/s refills a burst of 1 in 1 ms

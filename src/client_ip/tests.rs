@@ -37,7 +37,11 @@ fn via_lb(lines: &[(&str, &[u8])]) -> IpAddr {
 
 /// As [`via_lb`], with the proxies setting `Forwarded` (RFC 7239) instead of XFF.
 fn via_lb_forwarded(lines: &[(&str, &[u8])]) -> IpAddr {
-    resolve(ip(LB), &headers(lines), &lb().reading(ClientIpHeader::Forwarded))
+    resolve(
+        ip(LB),
+        &headers(lines),
+        &lb().reading(ClientIpHeader::Forwarded),
+    )
 }
 
 #[test]
@@ -200,7 +204,11 @@ fn forwarded_value_forms() {
             "198.51.100.17",
         ),
     ] {
-        assert_eq!(via_lb_forwarded(&[("forwarded", value)]), ip(want), "{value:?}");
+        assert_eq!(
+            via_lb_forwarded(&[("forwarded", value)]),
+            ip(want),
+            "{value:?}"
+        );
     }
 }
 
@@ -208,7 +216,11 @@ fn forwarded_value_forms() {
 fn obfuscated_identifiers_stop_the_walk() {
     // The right-most hop is hidden by our own load balancer: the balancer is all we know.
     for value in [&b"for=_hidden"[..], b"for=unknown", b"for=\"_x.y-z\""] {
-        assert_eq!(via_lb_forwarded(&[("forwarded", value)]), ip(LB), "{value:?}");
+        assert_eq!(
+            via_lb_forwarded(&[("forwarded", value)]),
+            ip(LB),
+            "{value:?}"
+        );
     }
     // A trusted proxy further in hid its client: that proxy is the answer, and the
     // (client-writable) entries left of the hidden one are never read.
@@ -255,7 +267,11 @@ fn malformed_forwarded_elements() {
         (b"for=198.51.100.1, proto=http, for=10.1.0.5", "10.1.0.5"), // element without for
         (b"for=2001:db8::1", "2001:db8::1"),      // unquoted IPv6: lenient
     ] {
-        assert_eq!(via_lb_forwarded(&[("forwarded", value)]), ip(want), "{value:?}");
+        assert_eq!(
+            via_lb_forwarded(&[("forwarded", value)]),
+            ip(want),
+            "{value:?}"
+        );
     }
 }
 
@@ -276,8 +292,9 @@ fn ipv6_proxies() {
         "forwarded",
         b"for=\"[2001:db8:1::5]:1234\", for=\"[2001:db8:ffff::1]\"",
     )]);
+    let trusted = lb().reading(ClientIpHeader::Forwarded);
     assert_eq!(
-        resolve(ip("2001:db8:ffff::2"), &h, &lb()),
+        resolve(ip("2001:db8:ffff::2"), &h, &trusted),
         ip("2001:db8:1::5")
     );
 }

@@ -37,7 +37,9 @@ pub fn every_problem(figment: &Figment) -> ConfigError {
     section!("trusted_proxies", Vec<String>, |v| partial
         .trusted_proxies = v);
     section!("proxy_protocol", bool, |v| partial.proxy_protocol = v);
-    section!("client_ip_header", super::ClientIpHeader, |v| partial.client_ip_header = v);
+    section!("client_ip_header", super::ClientIpHeader, |v| partial
+        .client_ip_header =
+        v);
     match extract_routes(figment, &mut bad) {
         Some(routes) => partial.routes = routes,
         None => failed.push("routes"),

@@ -73,10 +73,16 @@ impl Config {
         check_positive(bad, "limits.handshake_timeout", l.handshake_timeout);
         // hyper cannot read a request head in less than 8 KiB.
         if l.max_header_size < ByteSize::kib(8) || l.max_header_size > ByteSize::mib(1) {
-            bad.push("limits.max_header_size", format!("{} is out of range (8KiB to 1MiB)", l.max_header_size));
+            bad.push(
+                "limits.max_header_size",
+                format!("{} is out of range (8KiB to 1MiB)", l.max_header_size),
+            );
         }
         if !(1..=10_000).contains(&l.max_headers) {
-            bad.push("limits.max_headers", format!("{} is out of range (1 to 10000)", l.max_headers));
+            bad.push(
+                "limits.max_headers",
+                format!("{} is out of range (1 to 10000)", l.max_headers),
+            );
         }
         for (key, n) in [
             ("limits.max_pending_handshakes", l.max_pending_handshakes),
@@ -88,26 +94,44 @@ impl Config {
             }
         }
         if l.max_connections_per_ip == Some(0) {
-            bad.push("limits.max_connections_per_ip", "0 would refuse everyone; use off for no limit");
+            bad.push(
+                "limits.max_connections_per_ip",
+                "0 would refuse everyone; use off for no limit",
+            );
         }
-        for (key, rate) in [("limits.per_ip_rate", l.per_ip_rate), ("limits.global_rate", l.global_rate)] {
+        for (key, rate) in [
+            ("limits.per_ip_rate", l.per_ip_rate),
+            ("limits.global_rate", l.global_rate),
+        ] {
             if let Some(rate) = rate {
                 if rate.count == 0 {
-                    bad.push(key, format!("{rate} would refuse everyone; use off for no limit"));
+                    bad.push(
+                        key,
+                        format!("{rate} would refuse everyone; use off for no limit"),
+                    );
                 }
             }
         }
-        for (key, burst) in [("limits.per_ip_burst", l.per_ip_burst), ("limits.global_burst", l.global_burst)] {
+        for (key, burst) in [
+            ("limits.per_ip_burst", l.per_ip_burst),
+            ("limits.global_burst", l.global_burst),
+        ] {
             if burst == 0 {
                 bad.push(key, "0 is not allowed: must be at least 1");
             }
         }
         if l.ipv6_prefix == 0 || l.ipv6_prefix > 128 {
-            bad.push("limits.ipv6_prefix", format!("{} is out of range (1 to 128)", l.ipv6_prefix));
+            bad.push(
+                "limits.ipv6_prefix",
+                format!("{} is out of range (1 to 128)", l.ipv6_prefix),
+            );
         }
         if let Some(bps) = l.max_bytes_per_second {
             if bps < ByteSize::kib(1) {
-                bad.push("limits.max_bytes_per_second", format!("{bps} is too low (at least 1KiB)"));
+                bad.push(
+                    "limits.max_bytes_per_second",
+                    format!("{bps} is too low (at least 1KiB)"),
+                );
             }
         }
     }
@@ -174,8 +198,11 @@ fn check_routes(bad: &mut ConfigError, routes: &[Route]) {
             }
         }
         for (j, proto) in route.subprotocols.iter().enumerate() {
-            if proto.starts_with(crate::handshake::BEARER_PREFIX) {
-                bad.push(key(&format!("subprotocols.{j}")), format!("{proto:?}: bearer.* entries carry credentials"));
+            if proto.starts_with(crate::auth::credential::SUBPROTOCOL_PREFIX) {
+                bad.push(
+                    key(&format!("subprotocols.{j}")),
+                    format!("{proto:?}: bearer.* entries carry credentials"),
+                );
             } else if !is_token(proto) {
                 bad.push(
                     key(&format!("subprotocols.{j}")),

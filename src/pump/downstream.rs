@@ -41,7 +41,9 @@ where
     tokio::pin!(sleep, stopping);
     let mut text = (cfg.message_type == MessageType::Text).then(Utf8Carry::default);
     let (mut draining, mut ping_waiting) = (false, false);
-    let mut throttle = cfg.max_bytes_per_second.map(|bps| Throttle::new(bps, Instant::now()));
+    let mut throttle = cfg
+        .max_bytes_per_second
+        .map(|bps| Throttle::new(bps, Instant::now()));
     let mut resume_at: Option<Instant> = None;
     loop {
         if writer.is_idle() {

@@ -20,16 +20,25 @@ pub struct Throttle {
 impl Throttle {
     pub fn new(bytes_per_second: u64, now: Instant) -> Self {
         let rate = bytes_per_second as f64;
-        Self { bytes_per_second: rate, burst: rate, tokens: rate, refilled_at: now }
+        Self {
+            bytes_per_second: rate,
+            burst: rate,
+            tokens: rate,
+            refilled_at: now,
+        }
     }
 
     /// Charges `n` bytes that just moved; returns when the direction may read again, if it
     /// must wait.
     pub fn charge(&mut self, n: usize, now: Instant) -> Option<Instant> {
-        let earned = now.saturating_duration_since(self.refilled_at).as_secs_f64() * self.bytes_per_second;
+        let earned = now
+            .saturating_duration_since(self.refilled_at)
+            .as_secs_f64()
+            * self.bytes_per_second;
         self.tokens = (self.tokens + earned).min(self.burst) - n as f64;
         self.refilled_at = now;
-        (self.tokens < 0.0).then(|| now + Duration::from_secs_f64(-self.tokens / self.bytes_per_second))
+        (self.tokens < 0.0)
+            .then(|| now + Duration::from_secs_f64(-self.tokens / self.bytes_per_second))
     }
 }
 
@@ -47,6 +56,9 @@ mod tests {
         // After waiting, the debt is gone; the bucket refills no faster than the rate.
         assert_eq!(t.charge(0, t0 + Duration::from_millis(500)), None);
         let wait = t.charge(2000, t0 + Duration::from_millis(500)).unwrap();
-        assert_eq!(wait - (t0 + Duration::from_millis(500)), Duration::from_secs(2));
+        assert_eq!(
+            wait - (t0 + Duration::from_millis(500)),
+            Duration::from_secs(2)
+        );
     }
 }

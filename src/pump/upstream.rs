@@ -26,7 +26,9 @@ pub async fn run<St>(
 where
     St: Stream<Item = Result<Message, WsError>> + Unpin,
 {
-    let mut throttle = cfg.max_bytes_per_second.map(|bps| Throttle::new(bps, Instant::now()));
+    let mut throttle = cfg
+        .max_bytes_per_second
+        .map(|bps| Throttle::new(bps, Instant::now()));
     loop {
         let msg = match stream.next().await {
             None => return SessionEnd::ClientGone,
@@ -52,7 +54,10 @@ where
             return SessionEnd::BackendIo(e.kind());
         }
         act.moved_up(payload.len());
-        if let Some(until) = throttle.as_mut().and_then(|t| t.charge(payload.len(), Instant::now())) {
+        if let Some(until) = throttle
+            .as_mut()
+            .and_then(|t| t.charge(payload.len(), Instant::now()))
+        {
             // Not reading the client is the point here; its silence is not its fault.
             act.set_upstream_blocked(true);
             sleep_until(until).await;

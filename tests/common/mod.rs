@@ -119,6 +119,23 @@ pub async fn open_session(adjust: impl FnOnce(&mut Config)) -> (Gateway, Client,
     (gw, ws, sock)
 }
 
+/// The backend must not have been contacted for refused clients: the first connection it
+/// accepts is the one a later admitted client opened (it carries that client's marker).
+pub async fn first_backend_connection_carries(backend: &Backend, url: &str, marker: &[u8]) {
+    let mut ws = connect(url).await;
+    send_binary(&mut ws, marker).await;
+    let mut sock = backend.accept().await;
+    let mut got = vec![0u8; marker.len()];
+    timeout(PATIENCE, sock.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got, marker,
+        "the backend's first connection was not the admitted client's"
+    );
+}
+
 pub async fn connect(url: &str) -> Client {
     let (ws, resp) = timeout(PATIENCE, connect_async(url))
         .await
