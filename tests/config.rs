@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::Jail;
+use figment::{Figment, Jail};
 use wsgate::config::{
     ByteSize, Config, ConfigError, ConfigFile, LogFormat, MessageType, Overrides,
 };
@@ -73,35 +73,38 @@ fn message_for<'e>(err: &'e ConfigError, key: &str) -> &'e str {
 
 #[test]
 fn example_config_matches_the_defaults() {
+    use figment::providers::{Format, Serialized, Yaml};
+    use figment::value::{Dict, Value};
     let path = manifest_dir().join("config/wsgate.yaml");
     jailed(&[], |_| {
         let cfg = load_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let def = Config::default();
-        assert_eq!(cfg.listen, def.listen, "listen");
-        assert_eq!(cfg.connect_timeout, def.connect_timeout, "connect_timeout");
-
-        let (l, d) = (&cfg.limits, &def.limits);
-        assert_eq!(l.max_message_size, d.max_message_size, "max_message_size");
-        assert_eq!(l.max_frame_size, d.max_frame_size, "max_frame_size");
-        assert_eq!(l.read_buffer_size, d.read_buffer_size, "read_buffer_size");
-        assert_eq!(
-            l.backend_read_size, d.backend_read_size,
-            "backend_read_size"
+        // Every key but the routes holds its default value...
+        let as_dict = |c: &Config| {
+            let mut d: Dict = Figment::from(Serialized::defaults(c)).extract().unwrap();
+            d.remove("routes");
+            d
+        };
+        assert_eq!(as_dict(&cfg), as_dict(&Config::default()));
+        // ...and the file writes every key out, so it documents all of them.
+        fn keys(prefix: &str, d: &Dict, out: &mut Vec<String>) {
+            for (k, v) in d {
+                let key = format!("{prefix}{k}");
+                if let Value::Dict(_, inner) = v {
+                    keys(&format!("{key}."), inner, out);
+                } else {
+                    out.push(key);
+                }
+            }
+        }
+        let (mut written, mut all) = (Vec::new(), Vec::new());
+        let file: Dict = Figment::from(Yaml::file_exact(&path)).extract().unwrap();
+        keys("", &file, &mut written);
+        keys("", &as_dict(&Config::default()), &mut all);
+        let missing: Vec<_> = all.iter().filter(|k| !written.contains(k)).collect();
+        assert!(
+            missing.is_empty(),
+            "config/wsgate.yaml does not show {missing:?}"
         );
-        assert_eq!(
-            l.handshake_timeout, d.handshake_timeout,
-            "handshake_timeout"
-        );
-
-        let (l, d) = (&cfg.liveness, &def.liveness);
-        assert_eq!(l.ping_interval, d.ping_interval, "ping_interval");
-        assert_eq!(l.pong_timeout, d.pong_timeout, "pong_timeout");
-        assert_eq!(l.idle_timeout, d.idle_timeout, "idle_timeout");
-        assert_eq!(l.close_timeout, d.close_timeout, "close_timeout");
-
-        assert_eq!(cfg.shutdown.grace, def.shutdown.grace, "shutdown.grace");
-        assert_eq!(cfg.log.format, def.log.format, "log.format");
-        assert_eq!(cfg.log.level, def.log.level, "log.level");
 
         assert_eq!(cfg.routes.len(), 1, "{:?}", cfg.routes);
         let route = &cfg.routes[0];
@@ -407,4 +410,53 @@ fn environment_value_without_a_unit_names_its_key() {
             "should name the source:\n{err}"
         );
     });
+}
+
+#[test]
+fn readme_documents_every_key() {
+    use figment::providers::Serialized;
+    use figment::value::{Dict, Value};
+    let readme = fs::read_to_string(manifest_dir().join("README.md")).unwrap();
+    let mut missing = Vec::new();
+    let mut check = |key: String| {
+        if !readme.contains(&format!("`{key}`")) {
+            missing.push(key);
+        }
+    };
+    let defaults: Dict = Figment::from(Serialized::defaults(Config::default()))
+        .extract()
+        .unwrap();
+    for (k, v) in &defaults {
+        match v {
+            Value::Dict(_, inner) => inner.keys().for_each(|f| check(format!("{k}.{f}"))),
+            _ => check(k.clone()),
+        }
+    }
+    // Every route field, with the optional ones set so they serialize.
+    let mut route = wsgate::config::Route::new("/", "127.0.0.1:1");
+    route.origins = Some(vec![]);
+    route.connect_timeout = Some(Duration::from_secs(1));
+    route.tokens = Some(Default::default());
+    route.jwt = Some(wsgate::config::JwtConfig {
+        algorithm: wsgate::config::JwtAlgorithm::HS256,
+        key_file: "k".into(),
+        audience: None,
+        issuer: None,
+        leeway: Duration::from_secs(1),
+    });
+    let fields: Dict = Figment::from(Serialized::defaults(route))
+        .extract()
+        .unwrap();
+    fields.keys().for_each(|f| {
+        if f != "tokens" && f != "jwt" {
+            check(format!("routes[].{f}"));
+        }
+    });
+    for nested in ["tokens.file", "jwt.algorithm", "jwt.key_file", "jwt.leeway"] {
+        check(format!("routes[].{nested}"));
+    }
+    assert!(
+        missing.is_empty(),
+        "README.md's config table lacks {missing:?}"
+    );
 }
