@@ -1,7 +1,7 @@
 //! One client TCP connection as HTTP/1.1: the optional PROXY header, header limits and
-//! timeout, the upgrade request and the answer to it. A valid upgrade passes admission and
-//! connects the backend first, and only then is answered 101, so a refusal or a dead
-//! backend is an HTTP status, never a 101 followed by a close.
+//! timeout, probes, the upgrade request and the answer to it. A valid upgrade passes
+//! admission and connects the backend first, and only then is answered 101, so a refusal
+//! or a dead backend is an HTTP status, never a 101 followed by a close.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,14 +17,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 use tracing::{Instrument, debug, info_span};
 
 use crate::backend::{self, BackendError};
 use crate::error::Reject;
 use crate::session::{self, SessionInfo};
-use crate::state::{RoutePlan, Shared};
-use crate::{client_ip, handshake, proxy_protocol};
+use crate::state::{Generation, RoutePlan, Shared};
+use crate::{admission, client_ip, handshake, probes, proxy_protocol};
 
 /// Where a connection comes from and where it arrived.
 #[derive(Debug, Clone, Copy)]
@@ -45,19 +45,28 @@ pub async fn serve_connection(
     shared: Arc<Shared>,
     pending: OwnedSemaphorePermit,
 ) {
+    shared.metrics.connections_accepted.inc();
     let local = tcp.local_addr().unwrap_or(peer);
-    let limits = &shared.cfg.limits;
+    // Connection-level settings are those current when it arrived.
+    let generation = shared.current();
+    let limits = &generation.cfg.limits;
     let mut client = peer;
-    if shared.cfg.proxy_protocol {
-        match timeout(
+    if generation.cfg.proxy_protocol {
+        let read = timeout(
             limits.handshake_timeout,
             proxy_protocol::read_header(&mut tcp),
         )
-        .await
-        {
-            Ok(Ok(header)) => client = header.source.unwrap_or(peer),
-            Ok(Err(e)) => return debug!(error = %e, "dropped: bad PROXY protocol header"),
-            Err(_) => return debug!("dropped: no PROXY protocol header in time"),
+        .await;
+        match read {
+            Ok(Ok(header)) => client = header.client_or(peer),
+            Ok(Err(e)) => {
+                shared.metrics.proxy_header_errors.inc();
+                return debug!(error = %e, "dropped: bad PROXY protocol header");
+            }
+            Err(_) => {
+                shared.metrics.proxy_header_errors.inc();
+                return debug!("dropped: no PROXY protocol header in time");
+            }
         }
     }
     let ends = Endpoints { client, local };
@@ -92,8 +101,12 @@ async fn answer(
     ends: Endpoints,
     shared: &Arc<Shared>,
 ) -> Response<Full<Bytes>> {
+    if let Some(resp) = probes::probe(&req, shared) {
+        return resp;
+    }
+    let generation = shared.current();
     // The real client: forwarded headers count only when the connection is from a trusted proxy.
-    let ip = client_ip::resolve(ends.client.ip(), req.headers(), &shared.trusted);
+    let ip = client_ip::resolve(ends.client.ip(), req.headers(), &generation.trusted);
     let client = SocketAddr::new(
         ip,
         if ip == ends.client.ip() {
@@ -102,9 +115,10 @@ async fn answer(
             0
         },
     );
-    match upgrade(&mut req, client, ends.local, shared).await {
+    match upgrade(&mut req, client, ends.local, &generation, shared).await {
         Ok(resp) => resp,
         Err(reject) => {
+            shared.metrics.rejected(&reject);
             debug!(
                 reason = reject.reason(),
                 status = reject.status().as_u16(),
@@ -123,9 +137,10 @@ async fn upgrade(
     req: &mut Request<Incoming>,
     client: SocketAddr,
     local: SocketAddr,
+    generation: &Generation,
     shared: &Arc<Shared>,
 ) -> Result<Response<Full<Bytes>>, Reject> {
-    let route = shared
+    let route = generation
         .route(req.uri().path())
         .ok_or(Reject::NotFound)?
         .clone();
@@ -133,8 +148,22 @@ async fn upgrade(
     if shared.life.is_stopping() {
         return Err(Reject::Draining);
     }
-    let admitted = shared.admission.admit(req, &route, client.ip())?;
-    let backend = connect_backend(&route, client, local).await?;
+    let admitted = admission::admit(req, &route, client.ip(), generation, &shared.caps)?;
+    let started = Instant::now();
+    let backend = connect_backend(&route, client, local)
+        .await
+        .inspect_err(|e| {
+            let reason = crate::metrics::ReasonLabel { reason: e.reason() };
+            shared
+                .metrics
+                .backend_connect_errors
+                .get_or_create(&reason)
+                .inc();
+        })?;
+    shared
+        .metrics
+        .backend_connect_seconds
+        .observe(started.elapsed().as_secs_f64());
     let id = shared.next_id();
     let span = info_span!("session", id);
     let info = SessionInfo {
@@ -145,9 +174,14 @@ async fn upgrade(
         slot: admitted.slot,
     };
     let on_upgrade = hyper::upgrade::on(req);
-    shared
-        .life
-        .spawn(session::run(on_upgrade, backend.stream, info, shared.clone()).instrument(span));
+    let session = session::run(
+        on_upgrade,
+        backend.stream,
+        info,
+        generation.ws_config,
+        shared.clone(),
+    );
+    shared.life.spawn(session.instrument(span));
     Ok(handshake::switching_protocols(&accept, admitted.protocol))
 }
 

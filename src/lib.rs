@@ -6,6 +6,7 @@
 //! shell over it.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod admission;
 pub mod auth;
 pub mod backend;
@@ -15,27 +16,37 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod handshake;
+pub mod health;
 pub mod http;
 pub mod lifecycle;
 pub mod listener;
 pub mod logging;
+pub mod metrics;
+pub mod probes;
 pub mod proxy_protocol;
 pub mod pump;
+pub mod reload;
 pub mod session;
 pub mod state;
 
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tracing::info;
+use tokio::time::sleep;
+use tracing::{info, warn};
 
 pub use config::{Config, ConfigError};
 use lifecycle::Lifecycle;
+pub use state::ReloadReport;
 use state::Shared;
 
-/// Why [`run`] could not start.
+/// How often idle per-client rate-limit state is dropped.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Why serving could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
@@ -44,23 +55,163 @@ pub enum StartError {
     Io(#[from] io::Error),
 }
 
-/// Serves on `listener` until `shutdown` resolves, then stops accepting, closes every
-/// session with 1001 and waits at most `shutdown.grace` for them.
+/// The sockets a server serves on. The caller binds them (port 0 in tests).
+pub struct Listeners {
+    pub main: TcpListener,
+    /// Metrics and probes; `None` serves probes on the main listener only.
+    pub admin: Option<TcpListener>,
+}
+
+/// A gateway built from a config, not yet serving.
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+/// Reaches into a running server: reload its config, read its metrics and readiness.
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Checks `cfg` fully (files it names are read) and builds the serving state.
+    pub fn new(cfg: Config) -> Result<Self, ConfigError> {
+        Ok(Self {
+            shared: Arc::new(Shared::new(cfg, Lifecycle::default())?),
+        })
+    }
+
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Serves until `shutdown` resolves, then drains: not ready at once, still accepting
+    /// for `shutdown.delay`, then sessions close with 1001 and get `shutdown.grace` to end.
+    pub async fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), StartError> {
+        let shared = self.shared;
+        let addr = listeners.main.local_addr()?;
+        let admin_addr = listeners
+            .admin
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
+        let routes = shared.current().cfg.routes.len();
+        info!(%addr, admin = ?admin_addr, routes, "listening");
+        let admin = listeners
+            .admin
+            .map(|l| tokio::spawn(admin::serve(l, shared.clone())));
+        tokio::spawn(prune_rates(shared.clone()));
+        tokio::spawn(health::check_backends(shared.clone()));
+
+        // Boxed so that dropping it below really closes the listener.
+        let mut accept = Box::pin(listener::accept_loop(listeners.main, shared.clone()));
+        tokio::select! {
+            () = &mut accept => {}
+            () = shutdown => {}
+        }
+        shared.health.start_draining();
+        let shutdown_cfg = shared.current().cfg.shutdown.clone();
+        info!(delay = ?shutdown_cfg.delay, "shutdown requested; not ready, still accepting until the delay ends");
+        tokio::select! {
+            () = &mut accept => {}
+            () = sleep(shutdown_cfg.delay) => {}
+        }
+        drop(accept); // closes the listener: new connections are refused from here
+        shared.life.drain(shutdown_cfg.grace).await;
+        if let Some(admin) = admin {
+            admin.abort();
+        }
+        info!("stopped");
+        Ok(())
+    }
+}
+
+impl Handle {
+    /// Applies `cfg` to new connections, or keeps the running config if it has problems
+    /// (each logged with its key). Open sessions keep the settings they started with.
+    pub fn reload(&self, cfg: Config) -> Result<ReloadReport, ConfigError> {
+        match self.shared.reload(cfg) {
+            Ok(report) => {
+                info!("configuration reloaded");
+                for key in &report.needs_restart {
+                    warn!(
+                        key,
+                        "this setting changed but takes effect only after a restart"
+                    );
+                }
+                Ok(report)
+            }
+            Err(e) => {
+                self.log_refusal(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Records a reload that failed before a config could even be built (bad file).
+    pub fn refuse_reload(&self, e: &ConfigError) {
+        let failed = metrics::ResultLabel { result: "failed" };
+        self.shared
+            .metrics
+            .config_reloads
+            .get_or_create(&failed)
+            .inc();
+        self.log_refusal(e);
+    }
+
+    fn log_refusal(&self, e: &ConfigError) {
+        for p in &e.problems {
+            warn!(key = %p.key, problem = %p.message, "reload refused; keeping the running configuration");
+        }
+    }
+
+    /// The configuration new connections use now.
+    pub fn config(&self) -> Config {
+        self.shared.current().cfg.clone()
+    }
+
+    /// The Prometheus exposition text.
+    pub fn metrics(&self) -> String {
+        self.shared.metrics.render()
+    }
+
+    pub fn ready(&self) -> bool {
+        self.shared.health.ready()
+    }
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains (see [`Server::serve`]).
+/// Metrics and probes are served on the main listener's probe paths only.
 pub async fn run(
     cfg: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
-    let life = Lifecycle::default();
-    let shared = Arc::new(Shared::new(cfg, life.clone())?);
-    let addr = listener.local_addr()?;
-    info!(%addr, routes = shared.cfg.routes.len(), "listening");
-    tokio::spawn(shared.admission.clone().maintain(life.clone()));
-    tokio::select! {
-        () = listener::accept_loop(listener, shared.clone()) => {}
-        () = shutdown => info!("shutdown requested; draining"),
+    Server::new(cfg)?
+        .serve(
+            Listeners {
+                main: listener,
+                admin: None,
+            },
+            shutdown,
+        )
+        .await
+}
+
+/// Drops idle per-client rate-limit state every minute, until shutdown.
+async fn prune_rates(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(PRUNE_EVERY);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => shared.current().rates.prune(),
+            () = shared.life.stopping() => return,
+        }
     }
-    life.drain(shared.cfg.shutdown.grace).await;
-    info!("stopped");
-    Ok(())
 }

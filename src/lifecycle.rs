@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::time::timeout;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tokio_util::task::TaskTracker;
@@ -50,25 +51,21 @@ impl Lifecycle {
 /// listener is bound or "listening" is logged, so a supervisor that signals as soon as it
 /// sees the process ready is always honoured.
 pub struct Signals {
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
+    term: Signal,
+    int: Signal,
 }
 
+/// The SIGHUP handler (a reload request). Without it, SIGHUP would end the process.
+pub struct ReloadSignal(Signal);
+
 impl Signals {
-    /// Installs the handlers. Must run inside the tokio runtime.
-    pub fn install() -> std::io::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(Self {
-                term: signal(SignalKind::terminate())?,
-                int: signal(SignalKind::interrupt())?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Self {})
+    /// Installs the shutdown and reload handlers. Must run inside the tokio runtime.
+    pub fn install() -> std::io::Result<(Self, ReloadSignal)> {
+        let signals = Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        };
+        Ok((signals, ReloadSignal(signal(SignalKind::hangup())?)))
     }
 
     /// Resolves on the first signal, logging which. A second signal exits at once.
@@ -85,17 +82,17 @@ impl Signals {
         });
     }
 
-    #[cfg(unix)]
     async fn next(&mut self) -> &'static str {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
         }
     }
+}
 
-    #[cfg(not(unix))]
-    async fn next(&mut self) -> &'static str {
-        let _ = tokio::signal::ctrl_c().await;
-        "ctrl-c"
+impl ReloadSignal {
+    /// The next SIGHUP.
+    pub async fn recv(&mut self) {
+        self.0.recv().await;
     }
 }

@@ -22,7 +22,9 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     // Connections not yet upgraded or refused. At the cap, accepting pauses and the kernel
     // backlog absorbs the burst, so a flood of half-open handshakes cannot take every slot
     // from real clients forever: each one is bounded by the handshake timeout.
-    let pending = Arc::new(Semaphore::new(shared.cfg.limits.max_pending_handshakes));
+    let pending = Arc::new(Semaphore::new(
+        shared.current().cfg.limits.max_pending_handshakes,
+    ));
     loop {
         let Ok(permit) = pending.clone().acquire_owned().await else {
             return;

@@ -1,17 +1,17 @@
 //! The `wsgate` binary: parse the command line, load and check the config (exit 64 on any
-//! problem, before binding), set up logging, bind, and run until a signal.
+//! problem, before binding), set up logging, bind, and run until a signal; SIGHUP reloads.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use tokio::net::TcpListener;
 use wsgate::cli::{Cli, Command};
-use wsgate::config::{Config, ConfigError};
-use wsgate::lifecycle::Signals;
-use wsgate::{demo, logging};
+use wsgate::config::{Config, ConfigError, Log};
+use wsgate::lifecycle::{ReloadSignal, Signals};
+use wsgate::reload::{self, ConfigSource};
+use wsgate::{Listeners, Server, demo, logging};
 
-/// sysexits.h EX_USAGE-adjacent EX_CONFIG is 78; 64 (EX_USAGE) is what operators'
-/// tooling commonly treats as "fix your input", and is what wsgate documents.
+/// Exit status for an invalid configuration (EX_USAGE), documented in the README.
 const EXIT_BAD_CONFIG: u8 = 64;
 const DEMO_LISTEN: &str = "127.0.0.1:8080";
 
@@ -24,8 +24,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(cli: &Cli) -> Result<Config, ExitCode> {
-    Config::load(&cli.config_file(), &cli.overrides()).map_err(|e| bad_config(&e))
+fn source(cli: &Cli) -> ConfigSource {
+    ConfigSource {
+        file: cli.config_file(),
+        overrides: cli.overrides(),
+    }
 }
 
 fn bad_config(e: &ConfigError) -> ExitCode {
@@ -33,24 +36,34 @@ fn bad_config(e: &ConfigError) -> ExitCode {
     ExitCode::from(EXIT_BAD_CONFIG)
 }
 
+/// Loads and fully checks the config (files it names are read), or says why not.
+fn prepare(source: &ConfigSource) -> Result<(Config, Server), ExitCode> {
+    let cfg = source.load().map_err(|e| bad_config(&e))?;
+    let server = Server::new(cfg.clone()).map_err(|e| bad_config(&e))?;
+    Ok((cfg, server))
+}
+
 fn serve(cli: &Cli) -> ExitCode {
-    let cfg = match load(cli) {
-        Ok(cfg) => cfg,
+    let source = source(cli);
+    let (cfg, server) = match prepare(&source) {
+        Ok(ready) => ready,
         Err(code) => return code,
     };
     logging::init(&cfg.log);
     block_on(async move {
-        let signals = install_signals()?;
-        let listener = bind(&cfg).await?;
-        wsgate::run(cfg, listener, signals.shutdown())
+        let (signals, hup) = install_signals()?;
+        let listeners = bind(&cfg).await?;
+        tokio::spawn(reload::run(server.handle(), source, hup));
+        server
+            .serve(listeners, signals.shutdown())
             .await
             .map_err(|e| e.to_string())
     })
 }
 
 fn check(cli: &Cli) -> ExitCode {
-    let cfg = match load(cli) {
-        Ok(cfg) => cfg,
+    let (cfg, _) = match prepare(&source(cli)) {
+        Ok(ready) => ready,
         Err(code) => return code,
     };
     println!("configuration ok: listen {}", cfg.listen);
@@ -65,33 +78,45 @@ fn run_demo(cli: &Cli) -> ExitCode {
         .listen
         .clone()
         .unwrap_or_else(|| DEMO_LISTEN.to_string());
-    let mut log = wsgate::config::Log::default();
+    let mut log = Log::default();
     if let Some(format) = cli.log_format {
         log.format = format;
     }
     logging::init(&log);
     block_on(async move {
-        let signals = install_signals()?;
+        let (signals, _hup) = install_signals()?;
         let echo = demo::spawn_echo_backend()
             .await
             .map_err(|e| format!("echo backend: {e}"))?;
         let mut cfg = Config::single_route(listen, echo.to_string());
         cfg.log = log;
-        let listener = bind(&cfg).await?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        cfg.admin.listen = None;
+        cfg.shutdown.delay = std::time::Duration::ZERO;
+        let listeners = bind(&cfg).await?;
+        let addr = listeners.main.local_addr().map_err(|e| e.to_string())?;
         demo::print_banner(addr, echo).map_err(|e| e.to_string())?;
-        wsgate::run(cfg, listener, signals.shutdown())
+        let server = Server::new(cfg).map_err(|e| e.to_string())?;
+        server
+            .serve(listeners, signals.shutdown())
             .await
             .map_err(|e| e.to_string())
     })
 }
 
-fn install_signals() -> Result<Signals, String> {
+fn install_signals() -> Result<(Signals, ReloadSignal), String> {
     Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))
 }
 
-async fn bind(cfg: &Config) -> Result<TcpListener, String> {
-    let addr = cfg.listen_addr().map_err(|e| e.to_string())?;
+async fn bind(cfg: &Config) -> Result<Listeners, String> {
+    let main = listen_on(&cfg.listen).await?;
+    let admin = match &cfg.admin.listen {
+        Some(addr) => Some(listen_on(addr).await.map_err(|e| format!("admin {e}"))?),
+        None => None,
+    };
+    Ok(Listeners { main, admin })
+}
+
+async fn listen_on(addr: &str) -> Result<TcpListener, String> {
     TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))

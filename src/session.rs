@@ -33,6 +33,7 @@ pub async fn run(
     on_upgrade: OnUpgrade,
     backend: TcpStream,
     info: SessionInfo,
+    ws_config: WebSocketConfig,
     shared: Arc<Shared>,
 ) {
     let started = Instant::now();
@@ -43,19 +44,24 @@ pub async fn run(
             return;
         }
     };
-    let cfg = &info.route.pump;
+    let (cfg, metrics) = (&info.route.pump, &info.route.metrics);
     let stopping = shared.life.stopping();
+    metrics.active.inc();
     // The plain-TCP case skips hyper's boxed IO; anything else goes through it.
     let outcome = match upgraded.downcast::<TokioIo<TcpStream>>() {
         Ok(parts) => {
-            let ws = websocket(parts.io.into_inner(), parts.read_buf, shared.ws_config).await;
-            pump::run(ws, backend, cfg, stopping).await
+            let ws = websocket(parts.io.into_inner(), parts.read_buf, ws_config).await;
+            pump::run(ws, backend, cfg, metrics, stopping).await
         }
         Err(upgraded) => {
-            let ws = websocket(TokioIo::new(upgraded), Bytes::new(), shared.ws_config).await;
-            pump::run(ws, backend, cfg, stopping).await
+            let ws = websocket(TokioIo::new(upgraded), Bytes::new(), ws_config).await;
+            pump::run(ws, backend, cfg, metrics, stopping).await
         }
     };
+    metrics.active.dec();
+    shared
+        .metrics
+        .session_closed(&outcome.end, started.elapsed().as_secs_f64());
     log_access(&info, &outcome, started);
 }
 

@@ -1,19 +1,23 @@
-//! What every connection reads and nothing changes while serving: the config, the route
-//! table built from it (with each route's origin and credential rules), the admission
-//! state, the WebSocket settings, and the connection id counter.
+//! What connections read: the current [`Generation`] (everything built from one config,
+//! swapped whole on reload) and what outlives reloads (session caps, metrics, health, the
+//! lifecycle, connection ids). A connection takes the generation current when it arrives;
+//! a session keeps the route plan it started with until it ends.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::admission::{Admission, OriginPolicy};
+use crate::admission::{OriginPolicy, RateLimits, SessionCaps};
 use crate::auth::Authenticator;
 use crate::client_ip::TrustedProxies;
-use crate::config::{Config, ConfigError, Route};
+use crate::config::{Config, ConfigError, Limits, Route};
+use crate::health::Health;
 use crate::lifecycle::Lifecycle;
+use crate::metrics::{Metrics, RouteMetrics};
 use crate::pump::PumpConfig;
 
 /// One route, resolved against the top-level defaults.
@@ -26,10 +30,17 @@ pub struct RoutePlan {
     pub auth: Option<Authenticator>,
     pub backend_proxy_protocol: bool,
     pub pump: PumpConfig,
+    pub metrics: RouteMetrics,
 }
 
 impl RoutePlan {
-    fn build(cfg: &Config, i: usize, route: &Route, bad: &mut ConfigError) -> Option<Self> {
+    fn build(
+        cfg: &Config,
+        i: usize,
+        route: &Route,
+        metrics: &Metrics,
+        bad: &mut ConfigError,
+    ) -> Option<Self> {
         let (origins, origins_key) = match &route.origins {
             Some(list) => (list.as_slice(), format!("routes.{i}.origins")),
             None => (cfg.origins.as_slice(), "origins".to_string()),
@@ -53,19 +64,28 @@ impl RoutePlan {
             auth: auth?,
             backend_proxy_protocol: route.backend_proxy_protocol,
             pump: PumpConfig::new(cfg, route),
+            metrics: metrics.route(&route.path),
         })
     }
 }
 
-/// Everything built from a config, before any socket: route plans and trusted proxies.
-/// Building it is the full check of a config (files named in it are read).
-pub struct Plan {
+/// Everything built from one config. Building it is the full check of a config: files
+/// it names (tokens, keys) are read.
+pub struct Generation {
+    pub cfg: Config,
     routes: HashMap<String, Arc<RoutePlan>>,
-    trusted: TrustedProxies,
+    pub trusted: TrustedProxies,
+    pub rates: Arc<RateLimits>,
+    pub ws_config: WebSocketConfig,
 }
 
-impl Plan {
-    pub fn build(cfg: &Config) -> Result<Self, ConfigError> {
+impl Generation {
+    /// Builds from `cfg`; `previous` lends its rate-limit state when the rates are unchanged.
+    pub fn build(
+        cfg: Config,
+        metrics: &Metrics,
+        previous: Option<&Generation>,
+    ) -> Result<Self, ConfigError> {
         cfg.validate()?;
         let mut bad = ConfigError::default();
         let trusted = TrustedProxies::parse(&cfg.trusted_proxies)
@@ -78,32 +98,15 @@ impl Plan {
             .ok();
         let mut routes = HashMap::new();
         for (i, route) in cfg.routes.iter().enumerate() {
-            if let Some(plan) = RoutePlan::build(cfg, i, route, &mut bad) {
+            if let Some(plan) = RoutePlan::build(&cfg, i, route, metrics, &mut bad) {
                 routes.insert(route.path.clone(), Arc::new(plan));
             }
         }
         bad.into_result()?;
-        Ok(Self {
-            routes,
-            trusted: trusted.unwrap_or_default(),
-        })
-    }
-}
-
-pub struct Shared {
-    pub cfg: Config,
-    routes: HashMap<String, Arc<RoutePlan>>,
-    pub trusted: TrustedProxies,
-    pub admission: Arc<Admission>,
-    pub ws_config: WebSocketConfig,
-    pub life: Lifecycle,
-    next_id: AtomicU64,
-}
-
-impl Shared {
-    /// Checks `cfg` fully and builds the serving state.
-    pub fn new(cfg: Config, life: Lifecycle) -> Result<Self, ConfigError> {
-        let Plan { routes, trusted } = Plan::build(&cfg)?;
+        let rates = match previous {
+            Some(p) if same_rates(&p.cfg.limits, &cfg.limits) => p.rates.clone(),
+            _ => Arc::new(RateLimits::new(&cfg.limits)),
+        };
         let l = &cfg.limits;
         // Writes go out per message (write_buffer_size 0): the pump already sends one
         // message at a time, and buffering would only hold bytes back from the client.
@@ -112,21 +115,97 @@ impl Shared {
             .write_buffer_size(0)
             .max_message_size(Some(l.max_message_size.as_usize()))
             .max_frame_size(Some(l.max_frame_size.as_usize()));
-        let admission = Arc::new(Admission::new(&cfg));
         Ok(Self {
             cfg,
             routes,
-            trusted,
-            admission,
+            trusted: trusted.unwrap_or_default(),
+            rates,
             ws_config,
-            life,
-            next_id: AtomicU64::new(1),
         })
     }
 
     /// The route for an exact request path.
     pub fn route(&self, path: &str) -> Option<&Arc<RoutePlan>> {
         self.routes.get(path)
+    }
+}
+
+fn same_rates(a: &Limits, b: &Limits) -> bool {
+    (a.per_ip_rate, a.per_ip_burst, a.global_rate, a.global_burst)
+        == (b.per_ip_rate, b.per_ip_burst, b.global_rate, b.global_burst)
+}
+
+/// What a reload changed that only a restart can apply.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    pub needs_restart: Vec<&'static str>,
+}
+
+pub struct Shared {
+    current: ArcSwap<Generation>,
+    pub caps: SessionCaps,
+    pub metrics: Metrics,
+    pub health: Health,
+    pub life: Lifecycle,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    /// Checks `cfg` fully and builds the serving state.
+    pub fn new(cfg: Config, life: Lifecycle) -> Result<Self, ConfigError> {
+        let metrics = Metrics::new();
+        let generation = Generation::build(cfg, &metrics, None)?;
+        let l = &generation.cfg.limits;
+        let caps = SessionCaps::new(l.max_connections, l.max_connections_per_ip);
+        Ok(Self {
+            current: ArcSwap::from_pointee(generation),
+            caps,
+            metrics,
+            health: Health::default(),
+            life,
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// The generation new connections use now.
+    pub fn current(&self) -> Arc<Generation> {
+        self.current.load_full()
+    }
+
+    /// Replaces the generation for new connections, or keeps the running one if `cfg` has
+    /// any problem. Open sessions are not touched either way.
+    pub fn reload(&self, cfg: Config) -> Result<ReloadReport, ConfigError> {
+        let old = self.current();
+        let built = Generation::build(cfg, &self.metrics, Some(&old));
+        let result = if built.is_ok() { "ok" } else { "failed" };
+        self.metrics
+            .config_reloads
+            .get_or_create(&crate::metrics::ResultLabel { result })
+            .inc();
+        let new = built?;
+        let (a, b) = (&old.cfg, &new.cfg);
+        let mut report = ReloadReport::default();
+        for (key, changed) in [
+            ("listen", a.listen != b.listen),
+            ("admin.listen", a.admin.listen != b.admin.listen),
+            (
+                "limits.max_pending_handshakes",
+                a.limits.max_pending_handshakes != b.limits.max_pending_handshakes,
+            ),
+            (
+                "log",
+                a.log.format != b.log.format || a.log.level != b.log.level,
+            ),
+        ] {
+            if changed {
+                report.needs_restart.push(key);
+            }
+        }
+        let l = &b.limits;
+        self.caps
+            .set_limits(l.max_connections, l.max_connections_per_ip);
+        self.current.store(Arc::new(new));
+        Ok(report)
     }
 
     /// A process-unique connection id for logs.

@@ -1,12 +1,13 @@
 //! Concurrent-session caps: in all, and per client address. A [`SessionSlot`] is held from
 //! admission to the end of the session and gives its place back when dropped, so the
-//! counts stay exact whichever way a handshake or session ends.
+//! counts stay exact whichever way a handshake or session ends. The limits can change on
+//! reload; sessions already over a lowered limit keep running, and new ones wait until the
+//! count is back under it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Why a session was refused a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,89 +18,92 @@ pub enum CapRefusal {
     PerClient,
 }
 
+#[derive(Default)]
+struct Counts {
+    open: AtomicUsize,
+    max_total: AtomicUsize,
+    /// 0 means no per-client limit.
+    max_per_client: AtomicU32,
+    per_client: Mutex<HashMap<IpAddr, u32>>,
+}
+
+#[derive(Clone, Default)]
 pub struct SessionCaps {
-    total: Arc<Semaphore>,
-    max_total: usize,
-    per_client: Option<Arc<PerClient>>,
-}
-
-struct PerClient {
-    max: u32,
-    open: Mutex<HashMap<IpAddr, u32>>,
-}
-
-impl PerClient {
-    fn release(&self, client: IpAddr) {
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = open.get_mut(&client) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&client);
-            }
-        }
-    }
+    counts: Arc<Counts>,
 }
 
 /// One open session's place under the caps.
 pub struct SessionSlot {
-    _total: OwnedSemaphorePermit,
-    client: Option<(Arc<PerClient>, IpAddr)>,
+    counts: Arc<Counts>,
+    /// The key it was counted under per client, if that limit was on.
+    client: Option<IpAddr>,
 }
 
 impl Drop for SessionSlot {
     fn drop(&mut self) {
-        if let Some((per_client, ip)) = &self.client {
-            per_client.release(*ip);
+        self.counts.open.fetch_sub(1, Ordering::AcqRel);
+        if let Some(ip) = self.client {
+            let mut map = self
+                .counts
+                .per_client
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(n) = map.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&ip);
+                }
+            }
         }
     }
 }
 
 impl SessionCaps {
     pub fn new(max_total: usize, max_per_client: Option<u32>) -> Self {
-        Self {
-            total: Arc::new(Semaphore::new(max_total)),
-            max_total,
-            per_client: max_per_client.map(|max| {
-                Arc::new(PerClient {
-                    max,
-                    open: Mutex::default(),
-                })
-            }),
-        }
+        let caps = Self::default();
+        caps.set_limits(max_total, max_per_client);
+        caps
+    }
+
+    /// Applies new limits (on reload) without losing count of open sessions.
+    pub fn set_limits(&self, max_total: usize, max_per_client: Option<u32>) {
+        self.counts.max_total.store(max_total, Ordering::Release);
+        self.counts
+            .max_per_client
+            .store(max_per_client.unwrap_or(0), Ordering::Release);
     }
 
     /// A slot for a session from `client` (already reduced to its limiting key), if both
     /// caps allow one.
     pub fn try_acquire(&self, client: IpAddr) -> Result<SessionSlot, CapRefusal> {
-        let total = self
-            .total
-            .clone()
-            .try_acquire_owned()
+        let c = &self.counts;
+        let max = c.max_total.load(Ordering::Acquire);
+        c.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < max).then_some(open + 1)
+            })
             .map_err(|_| CapRefusal::Total)?;
-        let client = match &self.per_client {
-            None => None,
-            Some(per_client) => {
-                let mut open = per_client
-                    .open
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                let n = open.entry(client).or_insert(0);
-                if *n >= per_client.max {
-                    return Err(CapRefusal::PerClient);
-                }
-                *n += 1;
-                Some((per_client.clone(), client))
-            }
+        // From here the slot owns one count; dropping it gives the count back.
+        let mut slot = SessionSlot {
+            counts: c.clone(),
+            client: None,
         };
-        Ok(SessionSlot {
-            _total: total,
-            client,
-        })
+        let per_client = c.max_per_client.load(Ordering::Acquire);
+        if per_client > 0 {
+            let mut map = c.per_client.lock().unwrap_or_else(PoisonError::into_inner);
+            let n = map.entry(client).or_insert(0);
+            if *n >= per_client {
+                return Err(CapRefusal::PerClient);
+            }
+            *n += 1;
+            slot.client = Some(client);
+        }
+        Ok(slot)
     }
 
     /// Sessions holding a slot now.
     pub fn open(&self) -> usize {
-        self.max_total - self.total.available_permits()
+        self.counts.open.load(Ordering::Acquire)
     }
 }
 
@@ -126,12 +130,23 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_client_slot_does_not_leak_a_total_permit() {
+    fn a_refused_client_slot_does_not_leak_a_total_count() {
         let caps = SessionCaps::new(10, Some(1));
         let _a = caps.try_acquire(A).unwrap();
         for _ in 0..20 {
             assert_eq!(caps.try_acquire(A).err(), Some(CapRefusal::PerClient));
         }
         assert_eq!(caps.open(), 1);
+    }
+
+    #[test]
+    fn lowered_limits_apply_to_new_sessions_only() {
+        let caps = SessionCaps::new(3, None);
+        let held: Vec<_> = (0..3).map(|_| caps.try_acquire(A).unwrap()).collect();
+        caps.set_limits(1, None);
+        assert_eq!(caps.try_acquire(B).err(), Some(CapRefusal::Total));
+        drop(held);
+        let _one = caps.try_acquire(B).unwrap();
+        assert_eq!(caps.try_acquire(B).err(), Some(CapRefusal::Total));
     }
 }

@@ -29,6 +29,7 @@ impl EnvLayer {
         let incoming = incoming.remove(&Profile::Default).unwrap_or_default();
         let data = incoming
             .into_iter()
+            .filter(|(key, _)| !is_service_link(key))
             .map(|(key, value)| {
                 let below = base.find_value(&key).ok();
                 let merged = merge_indexed(below, value);
@@ -47,6 +48,31 @@ impl Provider for EnvLayer {
     fn data(&self) -> figment::Result<Map<Profile, Dict>> {
         Ok(Map::from([(Profile::Default, self.data.clone())]))
     }
+}
+
+/// Kubernetes injects `<SERVICE>_SERVICE_HOST`, `<SERVICE>_PORT_8080_TCP` and the like for
+/// every Service in the namespace (unless `enableServiceLinks: false`); a Service named
+/// `wsgate` would otherwise make them unknown config keys. `key` is lowercase, without the
+/// prefix.
+fn is_service_link(key: &str) -> bool {
+    let Some(rest) = key
+        .strip_prefix("service_")
+        .or_else(|| key.strip_prefix("port"))
+    else {
+        return false;
+    };
+    if key.starts_with("service_") {
+        return rest == "host" || rest == "port" || rest.starts_with("port_");
+    }
+    // `port`, or `port_<n>_<proto>[_addr|_port|_proto]`.
+    rest.is_empty()
+        || rest
+            .strip_prefix('_')
+            .and_then(|r| r.split_once('_'))
+            .is_some_and(|(n, proto)| {
+                n.bytes().all(|b| b.is_ascii_digit())
+                    && ["tcp", "udp", "sctp"].iter().any(|p| proto.starts_with(p))
+            })
 }
 
 /// Merges `incoming` over `below`: maps key by key, and a map whose keys are all indices
@@ -135,6 +161,23 @@ mod tests {
         assert_eq!(routes[0]["backend"], "x:1");
         assert_eq!(routes[1]["path"], "/b");
         assert_eq!(routes[1]["backend"], "z:3");
+    }
+
+    #[test]
+    fn kubernetes_service_links_are_not_config_keys() {
+        for key in [
+            "service_host",
+            "service_port",
+            "service_port_http",
+            "port",
+            "port_8080_tcp",
+            "port_8080_tcp_addr",
+        ] {
+            assert!(is_service_link(key), "{key}");
+        }
+        for key in ["listen", "portal", "port_x", "service", "limits"] {
+            assert!(!is_service_link(key), "{key}");
+        }
     }
 
     #[test]

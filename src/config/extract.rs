@@ -30,6 +30,11 @@ pub fn every_problem(figment: &Figment) -> ConfigError {
     section!("liveness", super::Liveness, |v| partial.liveness = v);
     section!("shutdown", super::Shutdown, |v| partial.shutdown = v);
     section!("log", super::Log, |v| partial.log = v);
+    section!("admin", super::Admin, |v| partial.admin = v);
+    section!("health", super::Probe, |v| partial.health = v);
+    section!("ready", super::Probe, |v| partial.ready = v);
+    section!("readiness", super::Readiness, |v| partial.readiness = v);
+    section!("reload", super::Reload, |v| partial.reload = v);
     section!("origins", Vec<String>, |v| partial.origins = v);
     section!("allow_missing_origin", bool, |v| partial
         .allow_missing_origin =

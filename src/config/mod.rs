@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, Problem};
 pub use route::{AuthMode, BackendList, JwtAlgorithm, JwtConfig, MessageType, Route, TokenSource};
-pub use sections::{ClientIpHeader, Limits, Liveness, Log, LogFormat, Shutdown};
+pub use sections::{
+    Admin, ClientIpHeader, Limits, Liveness, Log, LogFormat, Probe, Readiness, Reload, Shutdown,
+};
 pub use units::{ByteSize, Rate};
 
 /// Where the binary looks for a config file when `--config` is not given; a missing file
@@ -53,6 +55,13 @@ pub struct Config {
     pub limits: Limits,
     pub liveness: Liveness,
     pub shutdown: Shutdown,
+    pub admin: Admin,
+    #[serde(default = "sections::health_default")]
+    pub health: Probe,
+    #[serde(default = "sections::ready_default")]
+    pub ready: Probe,
+    pub readiness: Readiness,
+    pub reload: Reload,
     pub log: Log,
 }
 
@@ -70,6 +79,11 @@ impl Default for Config {
             limits: Limits::default(),
             liveness: Liveness::default(),
             shutdown: Shutdown::default(),
+            admin: Admin::default(),
+            health: sections::health_default(),
+            ready: sections::ready_default(),
+            readiness: Readiness::default(),
+            reload: Reload::default(),
             log: Log::default(),
         }
     }

@@ -103,7 +103,11 @@ impl Default for Liveness {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Shutdown {
-    /// How long open sessions get to close after a shutdown signal before they are dropped.
+    /// After a shutdown signal, how long the listener keeps accepting (while `/readyz`
+    /// says 503) so load balancers notice before connections are refused.
+    #[serde(with = "units::duration")]
+    pub delay: Duration,
+    /// How long open sessions get to close after that before they are dropped.
     #[serde(with = "units::duration")]
     pub grace: Duration,
 }
@@ -111,7 +115,82 @@ pub struct Shutdown {
 impl Default for Shutdown {
     fn default() -> Self {
         Self {
+            delay: Duration::from_secs(5),
             grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The admin listener: metrics and probes, kept off the public port.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Admin {
+    /// `ip:port`, or `off`.
+    #[serde(with = "units::off")]
+    pub listen: Option<String>,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self {
+            listen: Some("127.0.0.1:9090".into()),
+        }
+    }
+}
+
+/// A probe path, served on the main listener and the admin listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    pub path: String,
+}
+
+pub fn health_default() -> Probe {
+    Probe {
+        path: "/healthz".into(),
+    }
+}
+
+pub fn ready_default() -> Probe {
+    Probe {
+        path: "/readyz".into(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Readiness {
+    /// Also report not-ready while some route has no backend accepting connections.
+    pub check_backend: bool,
+    /// How often backends are probed for that (never per readiness request).
+    #[serde(with = "units::duration")]
+    pub interval: Duration,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self {
+            check_backend: false,
+            interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Live reload, besides SIGHUP.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Reload {
+    /// Re-read the config file when its content changes (checked every `interval`).
+    pub watch: bool,
+    #[serde(with = "units::duration")]
+    pub interval: Duration,
+}
+
+impl Default for Reload {
+    fn default() -> Self {
+        Self {
+            watch: false,
+            interval: Duration::from_secs(5),
         }
     }
 }

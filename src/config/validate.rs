@@ -28,6 +28,7 @@ impl Config {
         check_routes(&mut bad, &self.routes);
         self.check_limits(&mut bad);
         self.check_timers(&mut bad);
+        self.check_operations(&mut bad);
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
             bad.push(
                 "log.level",
@@ -134,6 +135,35 @@ impl Config {
                 );
             }
         }
+    }
+
+    fn check_operations(&self, bad: &mut ConfigError) {
+        if let Some(admin) = &self.admin.listen {
+            if admin.parse::<SocketAddr>().is_err() {
+                bad.push(
+                    "admin.listen",
+                    format!("{admin:?} is not an ip:port address (or off)"),
+                );
+            }
+        }
+        for (key, probe) in [
+            ("health.path", &self.health.path),
+            ("ready.path", &self.ready.path),
+        ] {
+            if !probe.starts_with('/') || probe.contains(['?', '#', ' ']) {
+                bad.push(key, format!("{probe:?} must be a path starting with '/'"));
+            } else if let Some(i) = self.routes.iter().position(|r| &r.path == probe) {
+                bad.push(key, format!("{probe:?} is also routes.{i}.path"));
+            }
+        }
+        if self.health.path == self.ready.path {
+            bad.push(
+                "ready.path",
+                format!("{:?} is also health.path", self.ready.path),
+            );
+        }
+        check_positive(bad, "readiness.interval", self.readiness.interval);
+        check_positive(bad, "reload.interval", self.reload.interval);
     }
 
     fn check_timers(&self, bad: &mut ConfigError) {

@@ -7,8 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use tokio::time::Instant;
 
-pub struct Activity {
+use crate::metrics::RouteMetrics;
+
+pub struct Activity<'m> {
     start: Instant,
+    /// The route's counters: bytes and messages are added as they move.
+    metrics: &'m RouteMetrics,
     /// Microseconds since `start` at which any frame last arrived from the client.
     heard_us: AtomicU64,
     /// Microseconds since `start` at which a data message last moved either way.
@@ -20,10 +24,11 @@ pub struct Activity {
     bytes_down: AtomicU64,
 }
 
-impl Activity {
-    pub fn new(start: Instant) -> Self {
+impl<'m> Activity<'m> {
+    pub fn new(start: Instant, metrics: &'m RouteMetrics) -> Self {
         Self {
             start,
+            metrics,
             heard_us: AtomicU64::new(0),
             data_us: AtomicU64::new(0),
             upstream_blocked: AtomicBool::new(false),
@@ -52,12 +57,16 @@ impl Activity {
 
     pub fn moved_up(&self, n: usize) {
         self.bytes_up.fetch_add(n as u64, Relaxed);
+        self.metrics.bytes_up.inc_by(n as u64);
+        self.metrics.messages_up.inc();
         self.data_us
             .store(self.since_start(Instant::now()), Relaxed);
     }
 
     pub fn moved_down(&self, n: usize) {
         self.bytes_down.fetch_add(n as u64, Relaxed);
+        self.metrics.bytes_down.inc_by(n as u64);
+        self.metrics.messages_down.inc();
         self.data_us
             .store(self.since_start(Instant::now()), Relaxed);
     }
@@ -73,6 +82,10 @@ impl Activity {
 
     pub fn upstream_blocked(&self) -> bool {
         self.upstream_blocked.load(Relaxed)
+    }
+
+    pub fn pinged(&self) {
+        self.metrics.pings_sent.inc();
     }
 
     pub fn bytes_up(&self) -> u64 {

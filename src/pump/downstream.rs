@@ -25,7 +25,7 @@ pub async fn run<Si>(
     back: &OwnedReadHalf,
     writer: &mut ClientWriter<Si>,
     cfg: &PumpConfig,
-    act: &Activity,
+    act: &Activity<'_>,
     stopping: impl Future<Output = ()>,
 ) -> SessionEnd
 where
@@ -52,6 +52,7 @@ where
             }
             if ping_waiting {
                 writer.queue(Message::Ping(Bytes::new()));
+                act.pinged();
                 ping_waiting = false;
             }
         }

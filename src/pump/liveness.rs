@@ -57,7 +57,7 @@ impl LivenessTimer {
 
     /// The next instant at which [`Self::on_wake`] has something to decide. Waking
     /// earlier is harmless; data moving only pushes deadlines later.
-    pub fn next_wake(&self, act: &Activity) -> Instant {
+    pub fn next_wake(&self, act: &Activity<'_>) -> Instant {
         let wake = match &self.outstanding {
             Some(o) => o.since + self.pong_timeout,
             None => self.next_ping,
@@ -70,7 +70,7 @@ impl LivenessTimer {
 
     /// Decides at `now`, given what the session did and how many data messages have
     /// reached the client (`delivered`).
-    pub fn on_wake(&mut self, now: Instant, act: &Activity, delivered: u64) -> Tick {
+    pub fn on_wake(&mut self, now: Instant, act: &Activity<'_>, delivered: u64) -> Tick {
         if let Some(idle) = self.idle_timeout {
             if now >= act.data_at() + idle {
                 return Tick::Idle;
@@ -109,11 +109,12 @@ mod tests {
     const PING: Duration = Duration::from_secs(30);
     const PONG: Duration = Duration::from_secs(10);
 
-    fn setup(idle: Option<Duration>) -> (Instant, Activity, LivenessTimer) {
+    fn setup(idle: Option<Duration>) -> (Instant, Activity<'static>, LivenessTimer) {
+        let metrics = Box::leak(Box::new(crate::metrics::Metrics::new().route("/")));
         let t0 = Instant::now();
         (
             t0,
-            Activity::new(t0),
+            Activity::new(t0, metrics),
             LivenessTimer::new(PING, PONG, idle, t0),
         )
     }

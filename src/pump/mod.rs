@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use crate::config::{Config, MessageType, Route};
 use crate::error::SessionEnd;
+use crate::metrics::RouteMetrics;
 use activity::Activity;
 use writer::ClientWriter;
 
@@ -71,12 +72,13 @@ pub async fn run<S>(
     ws: WebSocketStream<S>,
     backend: TcpStream,
     cfg: &PumpConfig,
+    metrics: &RouteMetrics,
     stopping: impl Future<Output = ()>,
 ) -> Outcome
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let act = Activity::new(Instant::now());
+    let act = Activity::new(Instant::now(), metrics);
     let (sink, mut stream) = ws.split();
     let mut writer = ClientWriter::new(sink);
     let (back_rx, mut back_tx) = backend.into_split();

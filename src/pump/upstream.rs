@@ -21,7 +21,7 @@ pub async fn run<St>(
     stream: &mut St,
     back: &mut OwnedWriteHalf,
     cfg: &PumpConfig,
-    act: &Activity,
+    act: &Activity<'_>,
 ) -> SessionEnd
 where
     St: Stream<Item = Result<Message, WsError>> + Unpin,

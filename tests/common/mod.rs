@@ -65,9 +65,11 @@ pub async fn spawn_gateway(cfg: Config) -> Gateway {
     Gateway { addr, stop, task }
 }
 
-/// A config with one route at `/` to `backend`.
+/// A config with one route at `/` to `backend`, draining without the load-balancer delay.
 pub fn config_for(backend: SocketAddr) -> Config {
-    Config::single_route("127.0.0.1:0", backend.to_string())
+    let mut cfg = Config::single_route("127.0.0.1:0", backend.to_string());
+    cfg.shutdown.delay = Duration::ZERO;
+    cfg
 }
 
 /// A TCP echo service; runs until the test ends.

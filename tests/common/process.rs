@@ -30,6 +30,9 @@ pub fn wsgate(args: &[&str]) -> Command {
             cmd.env_remove(key);
         }
     }
+    // Parallel tests must not share the admin port, nor wait out the drain delay.
+    cmd.env("WSGATE_ADMIN__LISTEN", "127.0.0.1:0")
+        .env("WSGATE_SHUTDOWN__DELAY", "0s");
     cmd
 }
 

@@ -1,0 +1,223 @@
+//! Every metric the gateway exports, in one registry, rendered in the Prometheus text
+//! (OpenMetrics) format by the admin listener. Hot paths (bytes and messages per route)
+//! use counter handles fetched once per route, so a message costs an atomic add and never
+//! a lock.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::error::{Reject, SessionEnd};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TrafficLabels {
+    pub route: String,
+    /// `up` (client to backend) or `down` (backend to client).
+    pub direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloseLabels {
+    pub code: u16,
+    /// `client`, `backend` or `gateway`.
+    pub side: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub connections_accepted: Counter,
+    pub upgrades_rejected: Family<ReasonLabel, Counter>,
+    pub proxy_header_errors: Counter,
+    sessions_active: Family<RouteLabel, Gauge>,
+    sessions_closed: Family<CloseLabels, Counter>,
+    session_duration: Histogram,
+    bytes: Family<TrafficLabels, Counter>,
+    messages: Family<TrafficLabels, Counter>,
+    pub backend_connect_seconds: Histogram,
+    pub backend_connect_errors: Family<ReasonLabel, Counter>,
+    pings_sent: Counter,
+    pong_timeouts: Counter,
+    pub config_reloads: Family<ResultLabel, Counter>,
+}
+
+/// One route's counters, fetched once when the route is built and shared by its sessions.
+#[derive(Clone)]
+pub struct RouteMetrics {
+    pub active: Gauge,
+    pub bytes_up: Counter,
+    pub bytes_down: Counter,
+    pub messages_up: Counter,
+    pub messages_down: Counter,
+    pub pings_sent: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("wsgate");
+        let m = Self {
+            connections_accepted: Counter::default(),
+            upgrades_rejected: Family::default(),
+            proxy_header_errors: Counter::default(),
+            sessions_active: Family::default(),
+            sessions_closed: Family::default(),
+            // 10 ms to about 1.5 days.
+            session_duration: Histogram::new(exponential_buckets(0.01, 4.0, 12)),
+            bytes: Family::default(),
+            messages: Family::default(),
+            // 100 µs to about 1.6 s.
+            backend_connect_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 15)),
+            backend_connect_errors: Family::default(),
+            pings_sent: Counter::default(),
+            pong_timeouts: Counter::default(),
+            config_reloads: Family::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "connections_accepted",
+            "TCP connections accepted",
+            m.connections_accepted.clone(),
+        );
+        r.register(
+            "upgrades_rejected",
+            "Upgrade requests refused, by reason",
+            m.upgrades_rejected.clone(),
+        );
+        r.register(
+            "proxy_header_errors",
+            "Connections dropped for a missing or bad PROXY header",
+            m.proxy_header_errors.clone(),
+        );
+        r.register(
+            "sessions_active",
+            "Open WebSocket sessions",
+            m.sessions_active.clone(),
+        );
+        r.register(
+            "sessions_closed",
+            "Sessions ended, by close code and the side that ended them",
+            m.sessions_closed.clone(),
+        );
+        r.register(
+            "session_duration_seconds",
+            "Session lifetimes",
+            m.session_duration.clone(),
+        );
+        r.register(
+            "bytes",
+            "Payload bytes moved, by route and direction",
+            m.bytes.clone(),
+        );
+        r.register(
+            "messages",
+            "WebSocket data messages moved, by route and direction",
+            m.messages.clone(),
+        );
+        r.register(
+            "backend_connect_seconds",
+            "Time to connect a backend",
+            m.backend_connect_seconds.clone(),
+        );
+        r.register(
+            "backend_connect_errors",
+            "Backend connects that failed, by kind",
+            m.backend_connect_errors.clone(),
+        );
+        r.register("pings_sent", "Pings sent to clients", m.pings_sent.clone());
+        r.register(
+            "pong_timeouts",
+            "Clients dropped for not answering a ping",
+            m.pong_timeouts.clone(),
+        );
+        r.register(
+            "config_reloads",
+            "Config reloads, by result",
+            m.config_reloads.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// The counter handles for one route.
+    pub fn route(&self, path: &str) -> RouteMetrics {
+        // One statement per handle: `get_or_create` returns a read guard, and holding one
+        // while creating another label set in the same family would deadlock.
+        let counter = |family: &Family<TrafficLabels, Counter>, direction| {
+            let labels = TrafficLabels {
+                route: path.to_string(),
+                direction,
+            };
+            family.get_or_create(&labels).clone()
+        };
+        let bytes_up = counter(&self.bytes, "up");
+        let bytes_down = counter(&self.bytes, "down");
+        let messages_up = counter(&self.messages, "up");
+        let messages_down = counter(&self.messages, "down");
+        let active = self
+            .sessions_active
+            .get_or_create(&RouteLabel {
+                route: path.to_string(),
+            })
+            .clone();
+        RouteMetrics {
+            active,
+            bytes_up,
+            bytes_down,
+            messages_up,
+            messages_down,
+            pings_sent: self.pings_sent.clone(),
+        }
+    }
+
+    pub fn rejected(&self, reject: &Reject) {
+        self.upgrades_rejected
+            .get_or_create(&ReasonLabel {
+                reason: reject.reason(),
+            })
+            .inc();
+    }
+
+    /// Records a finished session.
+    pub fn session_closed(&self, end: &SessionEnd, seconds: f64) {
+        let labels = CloseLabels {
+            code: end.logged_code(),
+            side: end.ended_by().as_str(),
+        };
+        self.sessions_closed.get_or_create(&labels).inc();
+        self.session_duration.observe(seconds);
+        if *end == SessionEnd::PeerGone {
+            self.pong_timeouts.inc();
+        }
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
