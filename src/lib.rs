@@ -102,7 +102,8 @@ impl Server {
             .map(TcpListener::local_addr)
             .transpose()?;
         let routes = shared.current().cfg.routes.len();
-        info!(%addr, admin = ?admin_addr, routes, "listening");
+        let admin_text = admin_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
+        info!(%addr, admin = %admin_text, routes, "listening");
         let admin = listeners
             .admin
             .map(|l| tokio::spawn(admin::serve(l, shared.clone())));

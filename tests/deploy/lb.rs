@@ -76,9 +76,7 @@ impl Instance {
         let mut log = proc.stderr();
         let what = format!("instance {}'s listening line", tag as char);
         let line = log
-            .wait_for(&what, |l| {
-                l.contains("\"message\":\"listening\"") && !l.contains("admin")
-            })
+            .wait_for(&what, |l| l.contains("\"message\":\"listening\""))
             .await;
         let addr = json_str(&line, "addr")
             .and_then(|a| a.parse().ok())
