@@ -5,6 +5,7 @@ mod common;
 
 use common::process::*;
 use common::*;
+use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -124,4 +125,135 @@ async fn demo_echoes_then_exits_zero_on_sigterm() {
     let status = demo.wait().await;
     let log = stderr.all().await;
     assert_eq!(status.code(), Some(0), "{status}; stderr:\n{log}");
+}
+
+/// The config file for the reload test: one route to `backend` allowing `origin`.
+fn config_yaml(backend: &str, origin: &str) -> String {
+    format!(
+        "listen: 127.0.0.1:0\norigins: [\"{origin}\"]\nroutes:\n  - path: /\n    backend: {backend}\n"
+    )
+}
+
+#[tokio::test]
+async fn sighup_reloads_for_new_connections_and_keeps_the_config_on_errors() {
+    let echo = echo_backend().await.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wsgate.yaml");
+    std::fs::write(&file, config_yaml(&echo, "https://old.example")).unwrap();
+    let mut gw = start_serving(&["--config", file.to_str().unwrap()], &[]).await;
+    let addr: std::net::SocketAddr = gw.addr.parse().unwrap();
+    let url = format!("ws://{addr}/");
+    let mut old = connect_with(&url, &[("Origin", "https://old.example")]).await;
+    let hup = |pid: u32| {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    let with_origin = |o: &str| upgrade_request("/", &format!("Origin: {o}\r\n"));
+
+    std::fs::write(&file, config_yaml(&echo, "https://new.example")).unwrap();
+    hup(gw.proc.pid);
+    gw.stderr
+        .wait_for("reload", |l| l.contains("configuration reloaded"))
+        .await;
+    assert_eq!(
+        raw_request(addr, &with_origin("https://old.example"))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        raw_request(addr, &with_origin("https://new.example"))
+            .await
+            .0,
+        101
+    );
+    send_binary(&mut old, b"opened before the reload").await;
+    assert_eq!(
+        next_data(&mut old).await.into_data(),
+        &b"opened before the reload"[..]
+    );
+
+    std::fs::write(&file, "limits: {max_frame_size: lots}\n").unwrap();
+    hup(gw.proc.pid);
+    let refused = gw
+        .stderr
+        .wait_for("refusal", |l| l.contains("reload refused"))
+        .await;
+    assert!(refused.contains("limits.max_frame_size"), "{refused}");
+    assert_eq!(
+        raw_request(addr, &with_origin("https://new.example"))
+            .await
+            .0,
+        101,
+        "kept serving"
+    );
+
+    let (status, body) = http_get(gw.admin.parse().unwrap(), "/metrics").await;
+    assert_eq!(status, 200);
+    let m = common::metrics::parse(&body);
+    let reloads =
+        |result| common::metrics::value(&m, "wsgate_config_reloads_total", &[("result", result)]);
+    assert_eq!((reloads("ok"), reloads("failed")), (1.0, 1.0));
+    drop(old);
+    gw.proc.sigterm();
+    assert_eq!(gw.proc.wait().await.code(), Some(0));
+}
+
+/// SIGTERM while the backend streams: readiness turns 503 during the delay, the client gets
+/// an intact prefix of the stream, then 1001, and the process exits 0.
+#[tokio::test]
+async fn drain_delivers_what_was_read_then_1001_and_exits_zero() {
+    use tokio::io::AsyncWriteExt;
+    let backend = Backend::bind().await;
+    let backend_addr = backend.addr.to_string();
+    let mut gw = start_serving(
+        &["--listen", "127.0.0.1:0", "--backend", &backend_addr],
+        &[("WSGATE_SHUTDOWN__DELAY", "1s")],
+    )
+    .await;
+    let mut ws = connect(&format!("ws://{}/", gw.addr)).await;
+    let mut sock = backend.accept().await;
+    let streamer = tokio::spawn(async move {
+        let mut sent = 0u64;
+        let mut chunk = vec![0u8; 16 * 1024];
+        loop {
+            pattern(11, sent, &mut chunk);
+            if sock.write_all(&chunk).await.is_err() {
+                return sent;
+            }
+            sent += chunk.len() as u64;
+        }
+    });
+    // Data is flowing before the signal.
+    let mut got = 0u64;
+    while got < 1024 * 1024 {
+        let data = next_data(&mut ws).await.into_data();
+        check_pattern(11, got, &data);
+        got += data.len() as u64;
+    }
+    gw.proc.sigterm();
+    let admin: std::net::SocketAddr = gw.admin.parse().unwrap();
+    let mut saw_not_ready = false;
+    let frame = loop {
+        use tokio_tungstenite::tungstenite::Message;
+        if !saw_not_ready {
+            saw_not_ready = http_get(admin, "/readyz").await.0 == 503;
+        }
+        match next_data(&mut ws).await {
+            Message::Binary(data) => {
+                check_pattern(11, got, &data);
+                got += data.len() as u64;
+            }
+            Message::Close(frame) => break frame,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(saw_not_ready, "readiness never turned 503 during the delay");
+    assert_eq!(frame.unwrap().code, CloseCode::Away);
+    let sent = timeout(PATIENCE, streamer).await.unwrap().unwrap();
+    assert!(got <= sent, "received {got} of {sent}");
+    assert_eq!(gw.proc.wait().await.code(), Some(0));
 }

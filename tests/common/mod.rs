@@ -2,6 +2,7 @@
 //! client, and helpers that wait on events (never on fixed sleeps).
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod metrics;
 pub mod process;
 
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use tokio_util::sync::CancellationToken;
-use wsgate::{Config, StartError};
+use wsgate::{Config, Handle, Listeners, Server, StartError};
 
 /// Generous bound for anything a test waits on; only reached when something is broken.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -35,6 +36,9 @@ pub fn init_logs() {
 
 pub struct Gateway {
     pub addr: SocketAddr,
+    /// The admin listener (metrics and probes).
+    pub admin: SocketAddr,
+    pub handle: Handle,
     stop: CancellationToken,
     task: JoinHandle<Result<(), StartError>>,
 }
@@ -44,13 +48,26 @@ impl Gateway {
         format!("ws://{}{}", self.addr, path)
     }
 
-    /// Signals shutdown and waits for `run` to return.
+    /// Signals shutdown and waits for the server to return.
     pub async fn shut_down(self) -> Result<(), StartError> {
-        self.stop.cancel();
-        timeout(PATIENCE, self.task)
+        let (stop, task) = self.begin_shutdown();
+        stop.cancel();
+        timeout(PATIENCE, task)
             .await
             .expect("gateway did not stop")
             .expect("gateway task panicked")
+    }
+
+    /// Parts for a test that drives the shutdown itself: the trigger and the server task.
+    pub fn begin_shutdown(self) -> (CancellationToken, JoinHandle<Result<(), StartError>>) {
+        (self.stop, self.task)
+    }
+
+    /// The metrics, as the admin listener serves them.
+    pub async fn metrics(&self) -> Vec<metrics::Sample> {
+        let (status, body) = http_get(self.admin, "/metrics").await;
+        assert_eq!(status, 200, "{body}");
+        metrics::parse(&body)
     }
 }
 
@@ -60,9 +77,23 @@ pub async fn spawn_gateway(cfg: Config) -> Gateway {
     init_logs();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = admin_listener.local_addr().unwrap();
+    let server = Server::new(cfg).expect("test config is valid");
+    let handle = server.handle();
     let stop = CancellationToken::new();
-    let task = tokio::spawn(wsgate::run(cfg, listener, stop.clone().cancelled_owned()));
-    Gateway { addr, stop, task }
+    let listeners = Listeners {
+        main: listener,
+        admin: Some(admin_listener),
+    };
+    let task = tokio::spawn(server.serve(listeners, stop.clone().cancelled_owned()));
+    Gateway {
+        addr,
+        admin,
+        handle,
+        stop,
+        task,
+    }
 }
 
 /// A config with one route at `/` to `backend`, draining without the load-balancer delay.
@@ -136,6 +167,21 @@ pub async fn first_backend_connection_carries(backend: &Backend, url: &str, mark
         got, marker,
         "the backend's first connection was not the admitted client's"
     );
+}
+
+/// As [`connect`], with extra request headers.
+pub async fn connect_with(url: &str, headers: &[(&'static str, &str)]) -> Client {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request().unwrap();
+    for (k, v) in headers {
+        req.headers_mut().insert(*k, v.parse().unwrap());
+    }
+    let (ws, resp) = timeout(PATIENCE, connect_async(req))
+        .await
+        .expect("connect timed out")
+        .expect("connect failed");
+    assert_eq!(resp.status(), 101);
+    ws
 }
 
 pub async fn connect(url: &str) -> Client {
@@ -214,6 +260,26 @@ pub async fn wait_closed(sock: &mut TcpStream) {
     })
     .await
     .expect("peer did not close the connection");
+}
+
+/// A plain GET (connection closed after it); returns the status and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut all = Vec::new();
+    timeout(PATIENCE, sock.read_to_end(&mut all))
+        .await
+        .expect("no response in time")
+        .unwrap();
+    let text = String::from_utf8_lossy(&all).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
 }
 
 /// Sends a raw HTTP request and returns the status code and the whole response head.

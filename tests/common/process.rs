@@ -152,20 +152,48 @@ pub async fn run_to_end(cmd: Command) -> (ExitStatus, String, String) {
     (status, out.all().await, err.all().await)
 }
 
-/// Starts `wsgate --log-format json` with `args` and waits for its listening line;
-/// returns the process, its stderr, and the address it listens on.
-pub async fn start_listening(args: &[&str]) -> (Running, Lines, String) {
+/// A started `wsgate` serving: the process, its stderr, and its two addresses.
+pub struct Started {
+    pub proc: Running,
+    pub stderr: Lines,
+    pub addr: String,
+    /// The admin listener (the harness binds it to an ephemeral port).
+    pub admin: String,
+}
+
+/// Starts `wsgate --log-format json` with `args` (and any extra environment) and waits for
+/// its listening line.
+pub async fn start_serving(args: &[&str], env: &[(&str, &str)]) -> Started {
     let mut all = args.to_vec();
     all.extend(["--log-format", "json"]);
-    let mut gw = Running::start(wsgate(&all));
-    let mut stderr = gw.stderr();
+    let mut cmd = wsgate(&all);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut proc = Running::start(cmd);
+    let mut stderr = proc.stderr();
     let listening = stderr
         .wait_for("listening line", |l| {
             l.contains("\"message\":\"listening\"")
         })
         .await;
-    let addr = json_str(&listening, "addr")
-        .unwrap_or_else(|| panic!("no addr in {listening}"))
-        .to_string();
-    (gw, stderr, addr)
+    let field = |name| {
+        json_str(&listening, name)
+            .unwrap_or_else(|| panic!("no {name} in {listening}"))
+            .to_string()
+    };
+    let (addr, admin) = (field("addr"), field("admin"));
+    Started {
+        proc,
+        stderr,
+        addr,
+        admin,
+    }
+}
+
+/// As [`start_serving`] with no extra environment; returns the process, its stderr and the
+/// main address.
+pub async fn start_listening(args: &[&str]) -> (Running, Lines, String) {
+    let s = start_serving(args, &[]).await;
+    (s.proc, s.stderr, s.addr)
 }
