@@ -28,12 +28,20 @@ pub struct Cli {
     #[arg(long, global = true, value_enum)]
     pub log_format: Option<LogFormat>,
 
+    /// PEM certificate chain for wss:// (overrides `tls.cert`)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert (overrides `tls.key`)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
     /// Log filter, e.g. `debug` (overrides `log.level`; RUST_LOG wins over both)
     #[arg(long, global = true, value_name = "FILTER")]
     pub log_level: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the gateway (the default)
     Serve,
@@ -41,6 +49,21 @@ pub enum Command {
     Check,
     /// Run the gateway on 127.0.0.1:8080 in front of a built-in TCP echo service
     Demo,
+    /// Generate a development CA and certificates for wss:// (not for production)
+    Cert(CertArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CertArgs {
+    /// Server name or IP address the certificate is for (repeat for more)
+    #[arg(long = "host", required = true, value_name = "NAME")]
+    pub hosts: Vec<String>,
+    /// Also issue a client certificate with this name, for mutual TLS (repeatable)
+    #[arg(long = "client", value_name = "NAME")]
+    pub clients: Vec<String>,
+    /// Directory to write the PEM files into
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 impl Cli {
@@ -54,6 +77,8 @@ impl Cli {
             backend: self.backend.clone(),
             log_format: self.log_format,
             log_level: self.log_level.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
         }
     }
 }

@@ -32,6 +32,8 @@ pub enum Reject {
     Draining,
     #[error("origin not allowed")]
     Origin,
+    #[error("client certificate not allowed on this route")]
+    ClientCertificate,
     #[error("client opens sessions too fast")]
     RateLimited { retry_after: Duration },
     #[error("sessions are being opened too fast overall")]
@@ -56,7 +58,7 @@ impl Reject {
             Self::Draining | Self::Overloaded { .. } | Self::Capacity => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Self::Origin => StatusCode::FORBIDDEN,
+            Self::Origin | Self::ClientCertificate => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } | Self::ClientCapacity => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Backend(BackendError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
@@ -74,6 +76,7 @@ impl Reject {
             Self::Handshake(_) => "handshake",
             Self::Draining => "draining",
             Self::Origin => "origin",
+            Self::ClientCertificate => "client_certificate",
             Self::RateLimited { .. } => "rate",
             Self::Overloaded { .. } => "global_rate",
             Self::Capacity => "cap",
@@ -95,6 +98,7 @@ impl Reject {
             Self::Handshake(_) => "bad websocket handshake\n",
             Self::Draining => "shutting down\n",
             Self::Origin => "origin not allowed\n",
+            Self::ClientCertificate => "client certificate not allowed\n",
             Self::RateLimited { .. } => "too many new sessions from this client; retry later\n",
             Self::Overloaded { .. } | Self::Capacity => "gateway at capacity; retry later\n",
             Self::ClientCapacity => "too many open sessions from this client\n",

@@ -14,7 +14,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, timeout};
@@ -24,16 +24,19 @@ use crate::backend::{self, BackendError};
 use crate::error::Reject;
 use crate::session::{self, SessionInfo};
 use crate::state::{Generation, RoutePlan, Shared};
+use crate::tls::{self, ClientIdentity, Transport};
 use crate::{admission, client_ip, handshake, probes, proxy_protocol};
 
 /// Where a connection comes from and where it arrived.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Endpoints {
     /// The client as far as the transport knows: the PROXY header's source if the listener
     /// takes one, else the TCP peer.
     pub client: SocketAddr,
     /// The gateway's own address on this connection.
     pub local: SocketAddr,
+    /// The names in the client's verified TLS certificate, if it presented one.
+    pub identity: Option<ClientIdentity>,
 }
 
 /// Serves HTTP on `tcp` until the client leaves, the connection is upgraded, or shutdown.
@@ -69,10 +72,56 @@ pub async fn serve_connection(
             }
         }
     }
-    let ends = Endpoints { client, local };
+    let tls_on = generation.tls.clone();
+    let Some(setup) = tls_on else {
+        let ends = Endpoints {
+            client,
+            local,
+            identity: None,
+        };
+        return serve_http(tcp, ends, &generation, &shared, pending).await;
+    };
+    let t = &generation.cfg.tls;
+    match tls::accept(tcp, &setup.server, t.handshake_timeout, t.allow_plaintext).await {
+        Ok(Transport::Plain(tcp)) => {
+            let ends = Endpoints {
+                client,
+                local,
+                identity: None,
+            };
+            serve_http(tcp, ends, &generation, &shared, pending).await;
+        }
+        Ok(Transport::Tls(stream)) => {
+            shared.metrics.tls_handshakes.inc();
+            let ends = Endpoints {
+                client,
+                local,
+                identity: tls::client_identity(&stream),
+            };
+            serve_http(*stream, ends, &generation, &shared, pending).await;
+        }
+        Err(e) => {
+            shared.metrics.tls_handshake_errors.inc();
+            debug!(error = %e, %client, "dropped: TLS handshake");
+        }
+    }
+}
+
+/// HTTP/1.1 on an established transport (plain or TLS).
+async fn serve_http<IO>(
+    io: IO,
+    ends: Endpoints,
+    generation: &Generation,
+    shared: &Arc<Shared>,
+    pending: OwnedSemaphorePermit,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = &generation.cfg.limits;
     let svc_shared = shared.clone();
     let svc = service_fn(move |req| {
         let shared = svc_shared.clone();
+        let ends = ends.clone();
         async move { Ok::<_, Infallible>(answer(req, ends, &shared).await) }
     });
     let conn = http1::Builder::new()
@@ -80,7 +129,7 @@ pub async fn serve_connection(
         .header_read_timeout(limits.handshake_timeout)
         .max_buf_size(limits.max_header_size.as_usize())
         .max_headers(limits.max_headers)
-        .serve_connection(TokioIo::new(tcp), svc)
+        .serve_connection(TokioIo::new(io), svc)
         .with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {
@@ -115,7 +164,7 @@ async fn answer(
             0
         },
     );
-    match upgrade(&mut req, client, ends.local, &generation, shared).await {
+    match upgrade(&mut req, client, &ends, &generation, shared).await {
         Ok(resp) => resp,
         Err(reject) => {
             shared.metrics.rejected(&reject);
@@ -136,7 +185,7 @@ async fn answer(
 async fn upgrade(
     req: &mut Request<Incoming>,
     client: SocketAddr,
-    local: SocketAddr,
+    ends: &Endpoints,
     generation: &Generation,
     shared: &Arc<Shared>,
 ) -> Result<Response<Full<Bytes>>, Reject> {
@@ -148,9 +197,18 @@ async fn upgrade(
     if shared.life.is_stopping() {
         return Err(Reject::Draining);
     }
+    if !route.client_names.is_empty() {
+        let named = ends
+            .identity
+            .as_ref()
+            .is_some_and(|names| names.iter().any(|n| route.client_names.contains(n)));
+        if !named {
+            return Err(Reject::ClientCertificate);
+        }
+    }
     let admitted = admission::admit(req, &route, client.ip(), generation, &shared.caps)?;
     let started = Instant::now();
-    let backend = connect_backend(&route, client, local)
+    let backend = connect_backend(&route, client, ends.local)
         .await
         .inspect_err(|e| {
             let reason = crate::metrics::ReasonLabel { reason: e.reason() };

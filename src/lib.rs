@@ -14,6 +14,7 @@ pub mod cli;
 pub mod client_ip;
 pub mod config;
 pub mod demo;
+pub mod devcert;
 pub mod error;
 pub mod handshake;
 pub mod health;
@@ -28,6 +29,7 @@ pub mod pump;
 pub mod reload;
 pub mod session;
 pub mod state;
+pub mod tls;
 
 use std::future::Future;
 use std::io;
@@ -109,6 +111,7 @@ impl Server {
             .map(|l| tokio::spawn(admin::serve(l, shared.clone())));
         tokio::spawn(prune_rates(shared.clone()));
         tokio::spawn(health::check_backends(shared.clone()));
+        tokio::spawn(tls::watch::run(shared.clone()));
 
         // Boxed so that dropping it below really closes the listener.
         let mut accept = Box::pin(listener::accept_loop(listeners.main, shared.clone()));

@@ -5,11 +5,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tokio::net::TcpListener;
-use wsgate::cli::{Cli, Command};
+use wsgate::cli::{CertArgs, Cli, Command};
 use wsgate::config::{Config, ConfigError, Log};
 use wsgate::lifecycle::{ReloadSignal, Signals};
 use wsgate::reload::{self, ConfigSource};
-use wsgate::{Listeners, Server, demo, logging};
+use wsgate::{Listeners, Server, demo, devcert, logging};
 
 /// Exit status for an invalid configuration (EX_USAGE), documented in the README.
 const EXIT_BAD_CONFIG: u8 = 64;
@@ -17,10 +17,11 @@ const DEMO_LISTEN: &str = "127.0.0.1:8080";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(&cli),
-        Command::Check => check(&cli),
-        Command::Demo => run_demo(&cli),
+    match &cli.command {
+        None | Some(Command::Serve) => serve(&cli),
+        Some(Command::Check) => check(&cli),
+        Some(Command::Demo) => run_demo(&cli),
+        Some(Command::Cert(args)) => cert(args),
     }
 }
 
@@ -71,6 +72,33 @@ fn check(cli: &Cli) -> ExitCode {
         println!("  route {} -> {}", route.path, route.backend.0.join(", "));
     }
     ExitCode::SUCCESS
+}
+
+fn cert(args: &CertArgs) -> ExitCode {
+    let written = devcert::generate(&args.hosts, &args.clients)
+        .map_err(|e| e.to_string())
+        .and_then(|certs| {
+            certs
+                .write(&args.out)
+                .map_err(|e| format!("{}: {e}", args.out.display()))
+        });
+    match written {
+        Ok(files) => {
+            println!("development certificates (not for production) written:");
+            for f in files {
+                println!("  {f}");
+            }
+            println!(
+                "serve with: wsgate --tls-cert {0}/server.pem --tls-key {0}/server-key.pem",
+                args.out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wsgate cert: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn run_demo(cli: &Cli) -> ExitCode {

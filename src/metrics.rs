@@ -56,6 +56,16 @@ pub struct Metrics {
     pings_sent: Counter,
     pong_timeouts: Counter,
     pub config_reloads: Family<ResultLabel, Counter>,
+    pub tls_handshakes: Counter,
+    pub tls_handshake_errors: Counter,
+    pub certificate_reloads: Family<ResultLabel, Counter>,
+    certificate_expiry: Family<CertLabel, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertLabel {
+    /// The certificate's server names (`default` for `tls.cert`).
+    pub names: String,
 }
 
 /// One route's counters, fetched once when the route is built and shared by its sessions.
@@ -94,6 +104,10 @@ impl Metrics {
             pings_sent: Counter::default(),
             pong_timeouts: Counter::default(),
             config_reloads: Family::default(),
+            tls_handshakes: Counter::default(),
+            tls_handshake_errors: Counter::default(),
+            certificate_reloads: Family::default(),
+            certificate_expiry: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -158,6 +172,26 @@ impl Metrics {
             "Config reloads, by result",
             m.config_reloads.clone(),
         );
+        r.register(
+            "tls_handshakes",
+            "TLS handshakes completed",
+            m.tls_handshakes.clone(),
+        );
+        r.register(
+            "tls_handshake_errors",
+            "TLS handshakes that failed or timed out",
+            m.tls_handshake_errors.clone(),
+        );
+        r.register(
+            "tls_certificate_reloads",
+            "Certificate file reloads, by result",
+            m.certificate_reloads.clone(),
+        );
+        r.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "When each certificate in service expires (Unix time)",
+            m.certificate_expiry.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -189,6 +223,18 @@ impl Metrics {
             messages_up,
             messages_down,
             pings_sent: self.pings_sent.clone(),
+        }
+    }
+
+    /// Records the expiry of every certificate now in service.
+    pub fn certificate_expiries(&self, expiries: &[(String, i64)]) {
+        self.certificate_expiry.clear();
+        for (names, not_after) in expiries {
+            self.certificate_expiry
+                .get_or_create(&CertLabel {
+                    names: names.clone(),
+                })
+                .set(*not_after);
         }
     }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tracing::{error, info};
 
 use crate::admission::{OriginPolicy, RateLimits, SessionCaps};
 use crate::auth::Authenticator;
@@ -17,8 +18,10 @@ use crate::client_ip::TrustedProxies;
 use crate::config::{Config, ConfigError, Limits, Route};
 use crate::health::Health;
 use crate::lifecycle::Lifecycle;
+use crate::metrics::ResultLabel;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::pump::PumpConfig;
+use crate::tls::{self, TlsSetup};
 
 /// One route, resolved against the top-level defaults.
 pub struct RoutePlan {
@@ -29,6 +32,8 @@ pub struct RoutePlan {
     pub origins: OriginPolicy,
     pub auth: Option<Authenticator>,
     pub backend_proxy_protocol: bool,
+    /// Client certificate names allowed (empty: any verified certificate, or none).
+    pub client_names: Vec<String>,
     pub pump: PumpConfig,
     pub metrics: RouteMetrics,
 }
@@ -63,6 +68,7 @@ impl RoutePlan {
             origins: origins?,
             auth: auth?,
             backend_proxy_protocol: route.backend_proxy_protocol,
+            client_names: route.client_names.clone(),
             pump: PumpConfig::new(cfg, route),
             metrics: metrics.route(&route.path),
         })
@@ -77,6 +83,8 @@ pub struct Generation {
     pub trusted: TrustedProxies,
     pub rates: Arc<RateLimits>,
     pub ws_config: WebSocketConfig,
+    /// The TLS setup, when `tls` is on.
+    pub tls: Option<Arc<TlsSetup>>,
 }
 
 impl Generation {
@@ -102,6 +110,11 @@ impl Generation {
                 routes.insert(route.path.clone(), Arc::new(plan));
             }
         }
+        let tls = tls::build(&cfg.tls)
+            .map_err(|e| bad.extend(e))
+            .ok()
+            .flatten()
+            .map(Arc::new);
         bad.into_result()?;
         let rates = match previous {
             Some(p) if same_rates(&p.cfg.limits, &cfg.limits) => p.rates.clone(),
@@ -121,6 +134,7 @@ impl Generation {
             trusted: trusted.unwrap_or_default(),
             rates,
             ws_config,
+            tls,
         })
     }
 
@@ -155,6 +169,9 @@ impl Shared {
     pub fn new(cfg: Config, life: Lifecycle) -> Result<Self, ConfigError> {
         let metrics = Metrics::new();
         let generation = Generation::build(cfg, &metrics, None)?;
+        if let Some(tls) = &generation.tls {
+            metrics.certificate_expiries(&tls.expiries);
+        }
         let l = &generation.cfg.limits;
         let caps = SessionCaps::new(l.max_connections, l.max_connections_per_ip);
         Ok(Self {
@@ -204,8 +221,39 @@ impl Shared {
         let l = &b.limits;
         self.caps
             .set_limits(l.max_connections, l.max_connections_per_ip);
-        self.current.store(Arc::new(new));
+        self.install(new);
         Ok(report)
+    }
+
+    /// Makes `generation` the one new connections use.
+    fn install(&self, generation: Generation) {
+        if let Some(tls) = &generation.tls {
+            self.metrics.certificate_expiries(&tls.expiries);
+        }
+        self.current.store(Arc::new(generation));
+    }
+
+    /// Re-reads the certificate files of the running config. A replacement that does not
+    /// load is refused (logged and counted) and the running certificates stay.
+    pub fn refresh_certificates(&self) {
+        let old = self.current();
+        let result = match Generation::build(old.cfg.clone(), &self.metrics, Some(&old)) {
+            Ok(new) => {
+                self.install(new);
+                info!("certificates reloaded");
+                "ok"
+            }
+            Err(e) => {
+                for p in &e.problems {
+                    error!(key = %p.key, problem = %p.message, "new certificate refused; keeping the running one");
+                }
+                "failed"
+            }
+        };
+        self.metrics
+            .certificate_reloads
+            .get_or_create(&ResultLabel { result })
+            .inc();
     }
 
     /// A process-unique connection id for logs.

@@ -335,6 +335,7 @@ fn command_line_overrides_the_environment() {
                 backend: Some("127.0.0.1:9".into()),
                 log_format: Some(LogFormat::Json),
                 log_level: Some("debug".into()),
+                ..Overrides::default()
             };
             let cfg = Config::load(&ConfigFile::Explicit(path), &overrides)
                 .unwrap_or_else(|e| panic!("{e}"));

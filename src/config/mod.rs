@@ -9,6 +9,7 @@ mod error;
 mod extract;
 mod route;
 mod sections;
+mod tls;
 pub mod units;
 mod validate;
 
@@ -25,6 +26,7 @@ pub use route::{AuthMode, BackendList, JwtAlgorithm, JwtConfig, MessageType, Rou
 pub use sections::{
     Admin, ClientIpHeader, Limits, Liveness, Log, LogFormat, Probe, Readiness, Reload, Shutdown,
 };
+pub use tls::{SniCertificate, Tls};
 pub use units::{ByteSize, Rate};
 
 /// Where the binary looks for a config file when `--config` is not given; a missing file
@@ -52,6 +54,8 @@ pub struct Config {
     pub client_ip_header: ClientIpHeader,
     /// The listener expects a PROXY protocol v1/v2 header on every connection.
     pub proxy_protocol: bool,
+    /// wss://: certificates and client certificates; off unless a certificate is set.
+    pub tls: Tls,
     pub limits: Limits,
     pub liveness: Liveness,
     pub shutdown: Shutdown,
@@ -76,6 +80,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             client_ip_header: ClientIpHeader::default(),
             proxy_protocol: false,
+            tls: Tls::default(),
             limits: Limits::default(),
             liveness: Liveness::default(),
             shutdown: Shutdown::default(),
@@ -96,6 +101,8 @@ pub struct Overrides {
     pub backend: Option<String>,
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Which file to read: one the user named (must exist) or the default path (may be absent).
@@ -184,6 +191,12 @@ fn apply_overrides(mut figment: Figment, o: &Overrides) -> Figment {
     }
     if let Some(format) = o.log_format {
         figment = figment.merge(Serialized::default("log.format", format));
+    }
+    if let Some(cert) = &o.tls_cert {
+        figment = figment.merge(Serialized::default("tls.cert", cert));
+    }
+    if let Some(key) = &o.tls_key {
+        figment = figment.merge(Serialized::default("tls.key", key));
     }
     if let Some(level) = &o.log_level {
         figment = figment.merge(Serialized::default("log.level", level));

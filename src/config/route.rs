@@ -32,6 +32,10 @@ pub struct Route {
     /// Send a PROXY protocol v2 header carrying the client's address to the backend first.
     #[serde(default)]
     pub backend_proxy_protocol: bool,
+    /// Client certificate names (subject CN or DNS SANs) allowed on this route; needs
+    /// `tls.client_ca`. Empty: any certificate the CA signed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_names: Vec<String>,
     /// Who may open a session on this route.
     #[serde(default)]
     pub auth: AuthMode,
@@ -73,6 +77,7 @@ impl Route {
             subprotocols: Vec::new(),
             origins: None,
             backend_proxy_protocol: false,
+            client_names: Vec::new(),
             auth: AuthMode::None,
             auth_query_param: auth_query_param_default(),
             tokens: None,

@@ -228,6 +228,12 @@ impl<'de> Deserialize<'de> for Rate {
 #[serde(transparent)]
 pub struct Seconds(#[serde(with = "duration")] pub Duration);
 
+impl From<Seconds> for Duration {
+    fn from(s: Seconds) -> Self {
+        s.0
+    }
+}
+
 /// A size in bytes, written as a count (`65536`) or with a unit (`"64KiB"`, `"1MiB"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);

@@ -29,6 +29,7 @@ impl Config {
         self.check_limits(&mut bad);
         self.check_timers(&mut bad);
         self.check_operations(&mut bad);
+        self.check_tls(&mut bad);
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
             bad.push(
                 "log.level",
@@ -132,6 +133,44 @@ impl Config {
                 bad.push(
                     "limits.max_bytes_per_second",
                     format!("{bps} is too low (at least 1KiB)"),
+                );
+            }
+        }
+    }
+
+    fn check_tls(&self, bad: &mut ConfigError) {
+        let t = &self.tls;
+        match (&t.cert, &t.key) {
+            (Some(_), None) => bad.push("tls.key", "tls.cert is set but tls.key is not"),
+            (None, Some(_)) => bad.push("tls.cert", "tls.key is set but tls.cert is not"),
+            _ => {}
+        }
+        for (i, c) in t.certificates.iter().enumerate() {
+            if c.names.is_empty() || c.names.iter().any(|n| n.trim().is_empty()) {
+                bad.push(
+                    format!("tls.certificates.{i}.names"),
+                    "needs at least one server name",
+                );
+            }
+        }
+        check_positive(bad, "tls.handshake_timeout", t.handshake_timeout);
+        if t.client_ca.is_some() && !t.enabled() {
+            bad.push(
+                "tls.client_ca",
+                "client certificates need TLS: set tls.cert and tls.key",
+            );
+        }
+        if t.allow_plaintext && !t.enabled() {
+            bad.push(
+                "tls.allow_plaintext",
+                "only means something with TLS on: set tls.cert and tls.key",
+            );
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            if !route.client_names.is_empty() && t.client_ca.is_none() {
+                bad.push(
+                    format!("routes.{i}.client_names"),
+                    "needs tls.client_ca (clients must present certificates)",
                 );
             }
         }

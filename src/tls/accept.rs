@@ -1,0 +1,81 @@
+//! The TLS side of accepting one connection, inside that connection's task and bounded by
+//! `tls.handshake_timeout`, so a client that never finishes its ClientHello holds up no
+//! one else. With `allow_plaintext`, the first byte tells TLS (a handshake record, 0x16)
+//! from plain HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+/// The first byte of a TLS record carrying a handshake message.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// The connection after the TLS step.
+pub enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Names from a verified client certificate: its subject CNs and DNS SANs.
+pub type ClientIdentity = Arc<[String]>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    #[error("no TLS handshake within {0:?}")]
+    Timeout(Duration),
+    #[error("TLS handshake failed: {0}")]
+    Handshake(std::io::Error),
+    #[error("connection closed before the handshake")]
+    Closed,
+}
+
+/// Runs the TLS handshake on `tcp` (or passes it through as plain, if allowed and it is).
+pub async fn accept(
+    tcp: TcpStream,
+    server: &Arc<rustls::ServerConfig>,
+    limit: Duration,
+    allow_plaintext: bool,
+) -> Result<Transport, AcceptError> {
+    let handshake = async {
+        if allow_plaintext {
+            let mut first = [0u8; 1];
+            match tcp.peek(&mut first).await {
+                Ok(0) | Err(_) => return Err(AcceptError::Closed),
+                Ok(_) if first[0] != TLS_HANDSHAKE_RECORD => return Ok(Transport::Plain(tcp)),
+                Ok(_) => {}
+            }
+        }
+        let stream = TlsAcceptor::from(server.clone())
+            .accept(tcp)
+            .await
+            .map_err(AcceptError::Handshake)?;
+        Ok(Transport::Tls(Box::new(stream)))
+    };
+    timeout(limit, handshake)
+        .await
+        .map_err(|_| AcceptError::Timeout(limit))?
+}
+
+/// The verified client certificate's names, if the client presented one.
+pub fn client_identity(stream: &TlsStream<TcpStream>) -> Option<ClientIdentity> {
+    let leaf = stream.get_ref().1.peer_certificates()?.first()?;
+    let (_, cert) = X509Certificate::from_der(leaf).ok()?;
+    let mut names: Vec<String> = cert
+        .subject()
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok().map(str::to_owned))
+        .collect();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let GeneralName::DNSName(dns) = name {
+                names.push((*dns).to_owned());
+            }
+        }
+    }
+    Some(names.into())
+}
