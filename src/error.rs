@@ -10,7 +10,7 @@ use hyper::header::{
     CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, SEC_WEBSOCKET_VERSION, UPGRADE,
     WWW_AUTHENTICATE,
 };
-use hyper::{Response, StatusCode};
+use hyper::{Response, StatusCode, Version};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::backend::BackendError;
@@ -89,7 +89,7 @@ impl Reject {
 
     /// The response sent to the client: a fixed body that never carries internal detail,
     /// and `Connection: close`, since a refused handshake has nothing more to say.
-    pub fn into_response(self) -> Response<Full<Bytes>> {
+    pub fn into_response(self, version: Version) -> Response<Full<Bytes>> {
         let body = match &self {
             Self::NotFound => "not found\n",
             Self::Method => "method not allowed: use GET with a websocket upgrade\n",
@@ -113,6 +113,13 @@ impl Reject {
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
+        if version == Version::HTTP_2 {
+            // Connection-level headers do not exist in HTTP/2; the stream simply ends.
+            if let Self::Version = self {
+                h.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+            }
+            return resp;
+        }
         h.insert(CONNECTION, HeaderValue::from_static("close"));
         match self {
             Self::UpgradeRequired => {
@@ -276,7 +283,7 @@ mod tests {
         };
         assert_eq!(Reject::Backend(refused).status(), StatusCode::BAD_GATEWAY);
         assert_eq!(
-            Reject::Version.into_response().headers()[SEC_WEBSOCKET_VERSION],
+            Reject::Version.into_response(Version::HTTP_11).headers()[SEC_WEBSOCKET_VERSION],
             "13"
         );
     }

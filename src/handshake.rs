@@ -15,9 +15,30 @@ use crate::auth::credential::SUBPROTOCOL_PREFIX;
 use crate::auth::offered_subprotocols;
 use crate::error::Reject;
 
-/// Checks that `req` is a valid WebSocket upgrade and returns the `Sec-WebSocket-Accept`
-/// value to answer with. Checks run in order, so each failure has one clear status.
-pub fn check_upgrade<B>(req: &Request<B>) -> Result<String, Reject> {
+/// How a valid opening handshake asked for the WebSocket, and so how to answer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opening {
+    /// RFC 6455 over HTTP/1.1: answered 101 with this `Sec-WebSocket-Accept`.
+    Http1 { accept: String },
+    /// RFC 8441 extended CONNECT over HTTP/2: answered 200 on the stream.
+    Http2,
+}
+
+impl Opening {
+    pub fn protocol(&self) -> &'static str {
+        match self {
+            Self::Http1 { .. } => "http/1.1",
+            Self::Http2 => "h2",
+        }
+    }
+}
+
+/// Checks that `req` opens a WebSocket, over HTTP/1.1 (RFC 6455) or HTTP/2 (RFC 8441).
+/// Checks run in order, so each failure has one clear status.
+pub fn check_upgrade<B>(req: &Request<B>) -> Result<Opening, Reject> {
+    if req.version() == Version::HTTP_2 {
+        return check_extended_connect(req);
+    }
     let h = req.headers();
     if !has_token(h, &UPGRADE, "websocket") {
         return Err(if req.method() == Method::GET {
@@ -35,19 +56,42 @@ pub fn check_upgrade<B>(req: &Request<B>) -> Result<String, Reject> {
     if !has_token(h, &CONNECTION, "upgrade") {
         return Err(Reject::Handshake("Connection header lacks 'upgrade'"));
     }
-    match single(h, &SEC_WEBSOCKET_VERSION)? {
-        None => return Err(Reject::Handshake("Sec-WebSocket-Version missing")),
-        Some(v) if v.as_bytes().trim_ascii() != b"13" => return Err(Reject::Version),
-        Some(_) => {}
-    }
+    check_version(h)?;
     let key =
         single(h, &SEC_WEBSOCKET_KEY)?.ok_or(Reject::Handshake("Sec-WebSocket-Key missing"))?;
     let key = key.as_bytes().trim_ascii();
     match STANDARD.decode(key) {
-        Ok(raw) if raw.len() == 16 => Ok(derive_accept_key(key)),
+        Ok(raw) if raw.len() == 16 => Ok(Opening::Http1 {
+            accept: derive_accept_key(key),
+        }),
         _ => Err(Reject::Handshake(
             "Sec-WebSocket-Key is not 16 base64-encoded bytes",
         )),
+    }
+}
+
+/// RFC 8441: `CONNECT` with `:protocol = websocket` and `sec-websocket-version: 13`.
+fn check_extended_connect<B>(req: &Request<B>) -> Result<Opening, Reject> {
+    let protocol = req.extensions().get::<hyper::ext::Protocol>();
+    if req.method() != Method::CONNECT {
+        return Err(if req.method() == Method::GET {
+            Reject::Handshake("WebSockets over HTTP/2 use extended CONNECT")
+        } else {
+            Reject::Method
+        });
+    }
+    if !protocol.is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket")) {
+        return Err(Reject::Handshake("CONNECT without :protocol websocket"));
+    }
+    check_version(req.headers())?;
+    Ok(Opening::Http2)
+}
+
+fn check_version(h: &HeaderMap) -> Result<(), Reject> {
+    match single(h, &SEC_WEBSOCKET_VERSION)? {
+        None => Err(Reject::Handshake("Sec-WebSocket-Version missing")),
+        Some(v) if v.as_bytes().trim_ascii() != b"13" => Err(Reject::Version),
+        Some(_) => Ok(()),
     }
 }
 
@@ -75,18 +119,24 @@ pub fn choose_subprotocol<B>(
     Err(Reject::Handshake("no acceptable subprotocol offered"))
 }
 
-/// The 101 response completing the handshake.
-pub fn switching_protocols(accept: &str, protocol: Option<HeaderValue>) -> Response<Full<Bytes>> {
+/// The response completing the handshake: 101 over HTTP/1.1, 200 over HTTP/2.
+pub fn accepted(opening: &Opening, protocol: Option<HeaderValue>) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::new()));
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
-    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(v) = HeaderValue::from_str(accept) {
-        h.insert(SEC_WEBSOCKET_ACCEPT, v);
-    }
     if let Some(protocol) = protocol {
         h.insert(SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
+    match opening {
+        Opening::Http1 { accept } => {
+            *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let h = resp.headers_mut();
+            h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+            h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+            if let Ok(v) = HeaderValue::from_str(accept) {
+                h.insert(SEC_WEBSOCKET_ACCEPT, v);
+            }
+        }
+        Opening::Http2 => *resp.status_mut() = StatusCode::OK,
     }
     resp
 }
@@ -124,8 +174,13 @@ mod tests {
 
     #[test]
     fn rfc_example_key_is_accepted() {
-        let accept = check_upgrade(&upgrade().body(()).unwrap()).unwrap();
-        assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        let opening = check_upgrade(&upgrade().body(()).unwrap()).unwrap();
+        assert_eq!(
+            opening,
+            Opening::Http1 {
+                accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into()
+            }
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -13,7 +13,8 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
@@ -21,6 +22,7 @@ use tokio::time::{Instant, timeout};
 use tracing::{Instrument, debug, info_span};
 
 use crate::backend::{self, BackendError};
+use crate::config::Limits;
 use crate::error::Reject;
 use crate::session::{self, SessionInfo};
 use crate::state::{Generation, RoutePlan, Shared};
@@ -107,7 +109,16 @@ pub async fn serve_connection(
     }
 }
 
-/// HTTP/1.1 on an established transport (plain or TLS).
+/// Per HTTP/2 stream, at most this much unread data is buffered before the client must
+/// wait: the same bound on memory as TCP gives an HTTP/1.1 session.
+const H2_STREAM_WINDOW: u32 = 256 * 1024;
+/// And for all streams of one connection together.
+const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
+/// WebSocket streams one HTTP/2 connection may carry at once.
+const H2_MAX_STREAMS: u32 = 256;
+
+/// HTTP on an established transport (plain or TLS): HTTP/1.1, and HTTP/2 when `http2` is
+/// on (by ALPN, or prior knowledge on plain connections) with extended CONNECT (RFC 8441).
 async fn serve_http<IO>(
     io: IO,
     ends: Endpoints,
@@ -118,31 +129,71 @@ async fn serve_http<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = &generation.cfg.limits;
+    // The connection stops counting as a pending handshake at its first request (an
+    // HTTP/2 connection carrying sessions must not hold a place for its whole life).
+    let pending = Arc::new(Mutex::new(Some(pending)));
     let svc_shared = shared.clone();
     let svc = service_fn(move |req| {
         let shared = svc_shared.clone();
         let ends = ends.clone();
+        drop(
+            pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
         async move { Ok::<_, Infallible>(answer(req, ends, &shared).await) }
     });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.handshake_timeout)
-        .max_buf_size(limits.max_header_size.as_usize())
-        .max_headers(limits.max_headers)
-        .serve_connection(TokioIo::new(io), svc)
-        .with_upgrades();
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        () = shared.life.stopping() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
+    // Both connection types end the same way: on shutdown, finish what is in flight.
+    macro_rules! drive {
+        ($conn:expr) => {{
+            let conn = $conn;
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => r.map_err(|e| e.to_string()),
+                () = shared.life.stopping() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await.map_err(|e| e.to_string())
+                }
+            }
+        }};
+    }
+    let io = TokioIo::new(io);
+    let result = if generation.cfg.http2 {
+        let builder = auto_builder(limits);
+        drive!(builder.serve_connection_with_upgrades(io, svc))
+    } else {
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.handshake_timeout)
+            .max_buf_size(limits.max_header_size.as_usize())
+            .max_headers(limits.max_headers);
+        drive!(http1.serve_connection(io, svc).with_upgrades())
     };
-    drop(pending);
     if let Err(e) = result {
         debug!(error = %e, "http connection ended with an error");
     }
+}
+
+/// HTTP/1.1 and HTTP/2 (chosen by ALPN or the client's first bytes), with extended CONNECT.
+fn auto_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.handshake_timeout)
+        .max_buf_size(limits.max_header_size.as_usize())
+        .max_headers(limits.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .enable_connect_protocol()
+        .max_header_list_size(u32::try_from(limits.max_header_size.0).unwrap_or(u32::MAX))
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
+        .max_concurrent_streams(H2_MAX_STREAMS);
+    builder
 }
 
 async fn answer(
@@ -176,7 +227,7 @@ async fn answer(
                 error = %reject,
                 "upgrade refused"
             );
-            reject.into_response()
+            reject.into_response(req.version())
         }
     }
 }
@@ -193,7 +244,7 @@ async fn upgrade(
         .route(req.uri().path())
         .ok_or(Reject::NotFound)?
         .clone();
-    let accept = handshake::check_upgrade(req)?;
+    let opening = handshake::check_upgrade(req)?;
     if shared.life.is_stopping() {
         return Err(Reject::Draining);
     }
@@ -230,6 +281,7 @@ async fn upgrade(
         route,
         backend_addr: backend.addr,
         slot: admitted.slot,
+        protocol: opening.protocol(),
     };
     let on_upgrade = hyper::upgrade::on(req);
     let session = session::run(
@@ -240,7 +292,7 @@ async fn upgrade(
         shared.clone(),
     );
     shared.life.spawn(session.instrument(span));
-    Ok(handshake::switching_protocols(&accept, admitted.protocol))
+    Ok(handshake::accepted(&opening, admitted.protocol))
 }
 
 /// Connects the route's backend and, if the route asks for it, tells it who the client is

@@ -26,6 +26,8 @@ pub struct SessionInfo {
     pub backend_addr: SocketAddr,
     /// The session's place under the connection caps, given back when it ends.
     pub slot: SessionSlot,
+    /// `http/1.1` or `h2` (RFC 8441).
+    pub protocol: &'static str,
 }
 
 /// Waits for hyper to hand over the upgraded connection, pumps, and logs the outcome.
@@ -91,6 +93,7 @@ fn log_access(info: &SessionInfo, outcome: &Outcome, started: Instant) {
         client = %info.client,
         route = %info.route.path,
         backend = %info.backend_addr,
+        protocol = info.protocol,
         duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         bytes_up = outcome.bytes_up,
         bytes_down = outcome.bytes_down,

@@ -110,7 +110,7 @@ impl Generation {
                 routes.insert(route.path.clone(), Arc::new(plan));
             }
         }
-        let tls = tls::build(&cfg.tls)
+        let tls = tls::build(&cfg.tls, cfg.http2)
             .map_err(|e| bad.extend(e))
             .ok()
             .flatten()

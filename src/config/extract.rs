@@ -28,6 +28,7 @@ pub fn every_problem(figment: &Figment) -> ConfigError {
         v.0);
     section!("limits", super::Limits, |v| partial.limits = v);
     section!("tls", super::Tls, |v| partial.tls = v);
+    section!("http2", bool, |v| partial.http2 = v);
     section!("liveness", super::Liveness, |v| partial.liveness = v);
     section!("shutdown", super::Shutdown, |v| partial.shutdown = v);
     section!("log", super::Log, |v| partial.log = v);

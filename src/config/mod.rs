@@ -56,6 +56,9 @@ pub struct Config {
     pub proxy_protocol: bool,
     /// wss://: certificates and client certificates; off unless a certificate is set.
     pub tls: Tls,
+    /// Also speak HTTP/2 (ALPN h2 over TLS, prior knowledge on plain listeners) and accept
+    /// WebSockets over it (RFC 8441 extended CONNECT).
+    pub http2: bool,
     pub limits: Limits,
     pub liveness: Liveness,
     pub shutdown: Shutdown,
@@ -81,6 +84,7 @@ impl Default for Config {
             client_ip_header: ClientIpHeader::default(),
             proxy_protocol: false,
             tls: Tls::default(),
+            http2: false,
             limits: Limits::default(),
             liveness: Liveness::default(),
             shutdown: Shutdown::default(),

@@ -27,7 +27,7 @@ pub struct TlsSetup {
 
 /// Builds the TLS setup from `tls` (reading every file it names), or `None` when TLS is
 /// off. Each problem names its key.
-pub fn build(tls: &Tls) -> Result<Option<TlsSetup>, ConfigError> {
+pub fn build(tls: &Tls, http2: bool) -> Result<Option<TlsSetup>, ConfigError> {
     if !tls.enabled() {
         return Ok(None);
     }
@@ -75,7 +75,11 @@ pub fn build(tls: &Tls) -> Result<Option<TlsSetup>, ConfigError> {
         None => builder.with_no_client_auth(),
     };
     let mut server = builder.with_cert_resolver(Arc::new(resolver));
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    server.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     let expiries = loaded
         .iter()
         .filter_map(|(names, _, key)| Some((names.clone(), certs::not_after(key)?)))
