@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use hyper::client::conn::http2;
 use hyper::ext::Protocol;
 use hyper::{Method, Request, StatusCode};
@@ -16,7 +16,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 type H2Sender = http2::SendRequest<http_body_util::Empty<bytes::Bytes>>;
@@ -54,22 +53,6 @@ async fn open(sender: &mut H2Sender, authority: &str, path: &str) -> Result<H2So
     Ok(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await)
 }
 
-async fn echo(ws: &mut H2Socket, payload: &[u8]) {
-    ws.send(Message::binary(payload.to_vec())).await.unwrap();
-    loop {
-        match timeout(PATIENCE, ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap()
-        {
-            Message::Binary(b) => return assert_eq!(&b[..], payload),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
 /// Two sessions on one connection echo independently; closing one leaves the other.
 async fn two_sessions_on_one_connection(mut sender: H2Sender, authority: &str, gw: &Gateway) {
     let mut a = open(&mut sender, authority, "/")
@@ -78,15 +61,15 @@ async fn two_sessions_on_one_connection(mut sender: H2Sender, authority: &str, g
     let mut b = open(&mut sender, authority, "/")
         .await
         .expect("second session");
-    echo(&mut a, b"on stream a").await;
-    echo(&mut b, b"on stream b").await;
+    echo_on(&mut a, b"on stream a").await;
+    echo_on(&mut b, b"on stream b").await;
     a.close(None).await.unwrap();
     while let Some(Ok(_)) = timeout(PATIENCE, a.next()).await.unwrap() {}
-    echo(&mut b, b"b goes on").await;
+    echo_on(&mut b, b"b goes on").await;
     let mut c = open(&mut sender, authority, "/")
         .await
         .expect("a third on the same connection");
-    echo(&mut c, b"and c").await;
+    echo_on(&mut c, b"and c").await;
     assert_eq!(
         open(&mut sender, authority, "/nope").await.err(),
         Some(StatusCode::NOT_FOUND)

@@ -18,7 +18,6 @@ use tokio::time::{Instant, sleep, timeout};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use wsgate::Config;
 use wsgate::devcert::{self, DevCerts};
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -112,23 +111,6 @@ async fn wss(stream: TlsStream<TcpStream>, url: &str) -> WssClient {
     ws
 }
 
-async fn echo(ws: &mut WssClient, payload: &[u8]) {
-    use futures_util::{SinkExt, StreamExt};
-    ws.send(Message::binary(payload.to_vec())).await.unwrap();
-    loop {
-        match timeout(PATIENCE, ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap()
-        {
-            Message::Binary(b) => return assert_eq!(&b[..], payload),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
 /// A gateway in front of an echo backend with the server certificate of `c` in `dir`.
 async fn tls_gateway(dir: &Path, c: &DevCerts, adjust: impl FnOnce(&mut Config)) -> Gateway {
     let mut cfg = config_for(echo_backend().await);
@@ -152,7 +134,7 @@ async fn wss_round_trip() {
         "no ALPN asked, none chosen"
     );
     let mut ws = wss(stream, "wss://localhost/").await;
-    echo(&mut ws, b"over tls").await;
+    echo_on(&mut ws, b"over tls").await;
     drop(ws);
     let m = gw.metrics().await;
     assert_eq!(metrics::value(&m, "wsgate_tls_handshakes_total", &[]), 1.0);
@@ -193,7 +175,7 @@ async fn replaced_certificates_serve_new_connections_while_old_ones_keep_going()
         );
         sleep(Duration::from_millis(50)).await;
     };
-    echo(&mut old, b"still on the old certificate").await;
+    echo_on(&mut old, b"still on the old certificate").await;
 
     // A broken replacement (this key belongs to another certificate) is refused.
     let third = certs("localhost", &[]);
@@ -220,7 +202,7 @@ async fn replaced_certificates_serve_new_connections_while_old_ones_keep_going()
         "the last good certificate keeps serving"
     );
     let mut fresh = wss(stream, "wss://localhost/").await;
-    echo(&mut fresh, b"served").await;
+    echo_on(&mut fresh, b"served").await;
     drop((old, fresh));
     gw.shut_down().await.unwrap();
 }
@@ -245,7 +227,7 @@ async fn client_certificates_are_required_and_checked_per_route() {
         .await
         .unwrap();
     let mut ws = wss(stream, "wss://localhost/").await;
-    echo(&mut ws, b"alice is in").await;
+    echo_on(&mut ws, b"alice is in").await;
     drop(ws);
 
     // Without a certificate the TLS handshake fails (TLS 1.3 reports it on first read).
@@ -395,7 +377,7 @@ async fn a_client_that_never_sends_its_client_hello_is_dropped_while_others_conn
         .await
         .unwrap();
     let mut ws = wss(stream, "wss://localhost/").await;
-    echo(&mut ws, b"not held up").await;
+    echo_on(&mut ws, b"not held up").await;
     let mut rest = Vec::new();
     let _ = timeout(PATIENCE, silent.read_to_end(&mut rest))
         .await
@@ -427,7 +409,7 @@ async fn plain_and_tls_can_share_one_port() {
         .await
         .unwrap();
     let mut secure = wss(stream, "wss://localhost/").await;
-    echo(&mut secure, b"secure").await;
+    echo_on(&mut secure, b"secure").await;
     drop((plain, secure));
     gw.shut_down().await.unwrap();
 }

@@ -243,6 +243,27 @@ async fn finish_close(ws: &mut Client) {
     );
 }
 
+/// Sends `payload` on any WebSocket client stream (plain, TLS, HTTP/2) and checks that the
+/// next data message is the same bytes.
+pub async fn echo_on<S>(ws: &mut WebSocketStream<S>, payload: &[u8])
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    ws.send(Message::binary(payload.to_vec())).await.unwrap();
+    loop {
+        match timeout(PATIENCE, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            Message::Binary(b) => return assert_eq!(&b[..], payload),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
 pub async fn send_binary(ws: &mut Client, bytes: &[u8]) {
     ws.send(Message::binary(bytes.to_vec())).await.unwrap();
 }
