@@ -413,3 +413,121 @@ async fn plain_and_tls_can_share_one_port() {
     drop((plain, secure));
     gw.shut_down().await.unwrap();
 }
+
+/// Runs `openssl` with `args` in `dir` (the CI script installs it).
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Keys in each PEM form rustls reads: PKCS#8 (what `wsgate cert` writes), PKCS#1 (RSA)
+/// and SEC1 (EC), the last two made by openssl.
+#[tokio::test]
+async fn pkcs1_and_sec1_keys_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // PKCS#1: an RSA key in the traditional form, with a certificate from an openssl CA.
+    openssl(d, &["genrsa", "-traditional", "-out", "rsa.pem", "2048"]);
+    let ca = [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca-key.pem",
+    ];
+    openssl(
+        d,
+        &[
+            &ca[..],
+            &[
+                "-subj",
+                "/CN=test-only CA",
+                "-days",
+                "1",
+                "-out",
+                "rsa-ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "rsa.pem",
+            "-subj",
+            "/CN=localhost",
+            "-out",
+            "leaf.csr",
+        ],
+    );
+    write(
+        d,
+        "leaf.ext",
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    );
+    let sign = [
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "rsa-ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+    ];
+    openssl(
+        d,
+        &[
+            &sign[..],
+            &[
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-extfile",
+                "leaf.ext",
+                "-out",
+                "rsa-cert.pem",
+            ],
+        ]
+        .concat(),
+    );
+    let pem = |name: &str| std::fs::read_to_string(d.join(name)).unwrap();
+    assert!(pem("rsa.pem").contains("BEGIN RSA PRIVATE KEY"));
+    // SEC1: the EC key of a generated pair, rewritten in its traditional form.
+    let c = certs("localhost", &[]);
+    write(d, "ec-pkcs8.pem", &c.server_key);
+    write(d, "ec-chain.pem", &c.server_chain);
+    openssl(d, &["ec", "-in", "ec-pkcs8.pem", "-out", "ec-sec1.pem"]);
+    assert!(pem("ec-sec1.pem").contains("BEGIN EC PRIVATE KEY"));
+
+    let rsa_ca = pem("rsa-ca.pem");
+    for (cert, key, ca) in [
+        ("rsa-cert.pem", "rsa.pem", rsa_ca.as_str()),
+        ("ec-chain.pem", "ec-sec1.pem", &c.ca_cert),
+    ] {
+        let mut cfg = config_for(echo_backend().await);
+        cfg.tls.cert = Some(d.join(cert));
+        cfg.tls.key = Some(d.join(key));
+        let gw = spawn_gateway(cfg).await;
+        let stream = tls_connect(gw.addr, "localhost", client_config(&[ca], None))
+            .await
+            .unwrap();
+        let mut ws = wss(stream, "wss://localhost/").await;
+        echo_on(&mut ws, key.as_bytes()).await;
+        drop(ws);
+        gw.shut_down().await.unwrap();
+    }
+}
