@@ -1,0 +1,187 @@
+//! The process between client and backend: the gateway binary, or this binary in its hidden
+//! `proxy` mode. Started per measured run, its listening address read from its output, its
+//! output drained for as long as it runs (a gateway blocked on a full stderr pipe would
+//! measure nothing), and killed by its PID when dropped, on every exit path.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use tokio::sync::oneshot;
+use tokio::time::timeout;
+
+/// How long a child may take to say where it listens.
+const START_PATIENCE: Duration = Duration::from_secs(10);
+/// Lines of a child's output kept to explain a failure.
+const TAIL_LINES: usize = 20;
+
+pub struct Middle {
+    child: Child,
+    pub pid: u32,
+    pub addr: SocketAddr,
+    /// Held open: the proxy exits when its stdin ends, so it cannot outlive this process
+    /// even if this process is killed.
+    _stdin: Option<ChildStdin>,
+}
+
+/// Finds the listening address in one line of a child's output.
+type Parse = fn(&str) -> Option<SocketAddr>;
+
+impl Middle {
+    /// `gateway --listen 127.0.0.1:0 --backend ADDR --log-format json`, with no admin
+    /// listener and no inherited `WSGATE_*` or `RUST_LOG`: otherwise the default config,
+    /// unless `env` says more.
+    pub async fn gateway(
+        path: &Path,
+        env: &[(String, String)],
+        backend: SocketAddr,
+    ) -> Result<Self> {
+        let mut cmd = Command::new(path);
+        cmd.args(["--listen", "127.0.0.1:0", "--backend", &backend.to_string()])
+            .args(["--log-format", "json"])
+            .env_remove("RUST_LOG")
+            .env("WSGATE_ADMIN__LISTEN", "off")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("WSGATE_") && key != "WSGATE_ADMIN__LISTEN" {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start the gateway {}", path.display()))?;
+        let stderr = child.stderr.take().context("stderr is piped")?;
+        Self::wait_listening(child, stderr, None, gateway_listening).await
+    }
+
+    /// This binary's hidden `proxy` mode in front of `backend`.
+    pub async fn proxy(self_exe: &Path, backend: SocketAddr) -> Result<Self> {
+        let mut child = Command::new(self_exe)
+            .args(["proxy", "--backend", &backend.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start the copy proxy")?;
+        let stdout = child.stdout.take().context("stdout is piped")?;
+        let stdin = child.stdin.take();
+        Self::wait_listening(child, stdout, stdin, proxy_listening).await
+    }
+
+    async fn wait_listening(
+        child: Child,
+        output: impl Read + Send + 'static,
+        stdin: Option<ChildStdin>,
+        parse: Parse,
+    ) -> Result<Self> {
+        let pid = child.id();
+        // Owned from here: dropping it kills the child, whatever happens next.
+        let mut middle = Self {
+            child,
+            pid,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            _stdin: stdin,
+        };
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let (tx, rx) = oneshot::channel();
+        let tail2 = tail.clone();
+        thread::Builder::new()
+            .name("bench-childlog".into())
+            .spawn(move || drain(output, parse, tx, &tail2))
+            .context("cannot start the output reader")?;
+        let found = timeout(START_PATIENCE, rx).await;
+        match found {
+            Ok(Ok(addr)) => {
+                middle.addr = addr;
+                Ok(middle)
+            }
+            _ => {
+                let lines: Vec<String> = tail
+                    .lock()
+                    .map(|t| t.iter().cloned().collect())
+                    .unwrap_or_default();
+                Err(anyhow!(
+                    "process {pid} did not report a listening address; its last output:\n{}",
+                    lines.join("\n")
+                ))
+            }
+        }
+    }
+}
+
+/// Reads `output` to its end: reports the listening address once, keeps the last lines.
+fn drain(
+    output: impl Read,
+    parse: Parse,
+    tx: oneshot::Sender<SocketAddr>,
+    tail: &Mutex<VecDeque<String>>,
+) {
+    let mut tx = Some(tx);
+    for line in BufReader::new(output).lines() {
+        let Ok(line) = line else { return };
+        if tx.is_some() {
+            if let Some(addr) = parse(&line) {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(addr);
+                }
+            }
+        }
+        if let Ok(mut tail) = tail.lock() {
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    }
+}
+
+/// The gateway's JSON `listening` line: `{"message":"listening","addr":"127.0.0.1:PORT",..}`.
+fn gateway_listening(line: &str) -> Option<SocketAddr> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let fields = v.get("fields").unwrap_or(&v);
+    if fields.get("message")?.as_str()? != "listening" {
+        return None;
+    }
+    fields.get("addr")?.as_str()?.parse().ok()
+}
+
+/// The proxy's `listening 127.0.0.1:PORT` line.
+fn proxy_listening(line: &str) -> Option<SocketAddr> {
+    line.strip_prefix("listening ")?.trim().parse().ok()
+}
+
+impl Drop for Middle {
+    fn drop(&mut self) {
+        // SIGKILL to this PID; fails harmlessly if it already exited. Then reap it.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateway_listening_line_gives_its_address() {
+        let line = r#"{"timestamp":"t","level":"INFO","message":"listening","addr":"127.0.0.1:4567","admin":"off","routes":1,"target":"wsgate"}"#;
+        assert_eq!(
+            gateway_listening(line),
+            Some("127.0.0.1:4567".parse().unwrap())
+        );
+        assert_eq!(gateway_listening(r#"{"message":"session closed"}"#), None);
+        assert_eq!(
+            proxy_listening("listening 127.0.0.1:9"),
+            Some("127.0.0.1:9".parse().unwrap())
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! The markdown report: how it was run and on what, the issue's targets with pass or fail,
+//! and every scenario's figures, absolute and as ratios, with the CPU each side used.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context as _, Result};
+
+mod targets;
+
+use crate::Plan;
+use crate::procfs::{self, CpuUse, Machine};
+use crate::results::Results;
+use crate::scenario::{Metric, Scenario, Target};
+
+pub const BEGIN: &str = "<!-- bench:begin -->";
+pub const END: &str = "<!-- bench:end -->";
+
+/// What is known before the run starts.
+pub struct Context {
+    command: String,
+    date: String,
+    machine: Machine,
+    rustc: String,
+    gateway: String,
+    commit: String,
+}
+
+/// First line of a command's output, or `unknown`.
+fn output_of(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+impl Context {
+    pub fn now(gateway: &Path) -> Self {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let dirty = output_of("git", &["status", "--porcelain", "--untracked-files=no"]);
+        let commit = output_of("git", &["rev-parse", "--short", "HEAD"]);
+        let gw = gateway.display().to_string();
+        Self {
+            command: format!("wsgate-bench {}", args.join(" "))
+                .trim()
+                .to_string(),
+            date: output_of("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            machine: procfs::machine(),
+            rustc: output_of("rustc", &["--version"]),
+            gateway: format!("{gw} ({})", output_of(&gw, &["--version"])),
+            commit: if dirty == "unknown" {
+                commit
+            } else {
+                format!("{commit} (with uncommitted changes)")
+            },
+        }
+    }
+}
+
+fn num(v: f64) -> String {
+    match v.abs() {
+        a if a >= 100.0 => format!("{v:.0}"),
+        a if a >= 10.0 => format!("{v:.1}"),
+        _ => format!("{v:.2}"),
+    }
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_string(), num)
+}
+
+fn times(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_string(), |r| format!("{r:.2}×"))
+}
+
+fn title(s: Scenario) -> String {
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    match s {
+        Scenario::BulkUp(n) => format!(
+            "Bulk client->backend, 64 KiB messages, {}",
+            plural(n, "connection")
+        ),
+        Scenario::BulkDown(n) => format!(
+            "Bulk backend->client, 64 KiB reads, {}",
+            plural(n, "connection")
+        ),
+        Scenario::Echo(n) => format!("32-byte echo round trips, {}", plural(n, "connection")),
+        Scenario::Idle(n) => format!("{} idle connections, each verified by one echo", n),
+        Scenario::Churn(n) => format!("Connect, one echo, close: {}", plural(n, "worker")),
+    }
+}
+
+fn label(m: Metric) -> &'static str {
+    match m {
+        Metric::MegabytesPerSec => "MB/s (10^6 payload bytes), where they arrive",
+        Metric::P50Micros => "p50 round trip (µs)",
+        Metric::P99Micros => "p99 round trip (µs)",
+        Metric::P999Micros => "p99.9 round trip (µs)",
+        Metric::MessagesPerSec => "round trips/s",
+        Metric::ConnsPerSec => "connections established/s (64 at a time)",
+        Metric::KibPerConn => "middle process RSS growth per connection (KiB)",
+        Metric::CyclesPerSec => "connect-echo-close cycles/s",
+        Metric::FdsBefore => "middle process open files before",
+        Metric::FdsAfter => "middle process open files after",
+        Metric::FdsBackMillis => "ms until back to that count",
+        Metric::SynRetransmits => "SYN retransmissions, machine-wide (full accept queues)",
+    }
+}
+
+/// Whether a ratio between targets means something for this figure.
+fn has_ratio(m: Metric) -> bool {
+    !matches!(
+        m,
+        Metric::FdsBefore | Metric::FdsAfter | Metric::FdsBackMillis | Metric::SynRetransmits
+    )
+}
+
+const ALL_METRICS: [Metric; 12] = [
+    Metric::MegabytesPerSec,
+    Metric::P50Micros,
+    Metric::P99Micros,
+    Metric::P999Micros,
+    Metric::MessagesPerSec,
+    Metric::ConnsPerSec,
+    Metric::KibPerConn,
+    Metric::CyclesPerSec,
+    Metric::FdsBefore,
+    Metric::FdsAfter,
+    Metric::FdsBackMillis,
+    Metric::SynRetransmits,
+];
+
+pub fn render(plan: &Plan, results: &Results, ctx: &Context) -> String {
+    let mut out = String::new();
+    header(&mut out, plan, ctx);
+    targets::table(&mut out, plan, results);
+    let _ = writeln!(out, "\n### Figures\n");
+    let _ = writeln!(
+        out,
+        "Columns: the gateway (WebSocket client), raw TCP (the same client logic straight to the \
+         backend), the copy proxy (raw client through tokio's `copy_bidirectional` in its own \
+         process). CPU is in percent of one core over the measuring window (the opening phase for \
+         idle): the middle process (gateway or proxy), this benchmark's clients (the load \
+         generator) and its backends, everything else the machine did (other processes, kernel \
+         threads: noise), and time stolen by the hypervisor."
+    );
+    for &s in &plan.scenarios {
+        scenario_table(&mut out, plan, results, s);
+    }
+    let _ = writeln!(out, "\n### Not measured\n");
+    let _ = writeln!(
+        out,
+        "- wss (bulk and echo over TLS): not measured, the gateway has no TLS yet."
+    );
+    let websocat = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("websocat").is_file()));
+    let _ = writeln!(
+        out,
+        "- websocat as a comparison peer: {}.",
+        if websocat {
+            "installed, but not wired in"
+        } else {
+            "not installed, skipped"
+        }
+    );
+    failures(&mut out, results);
+    out
+}
+
+fn header(out: &mut String, plan: &Plan, ctx: &Context) {
+    let m = &ctx.machine;
+    let _ = writeln!(out, "### Run\n");
+    if plan.smoke {
+        let _ = writeln!(
+            out,
+            "**Smoke run: every scenario tiny, figures meaningless.**\n"
+        );
+    }
+    let _ = writeln!(out, "- command: `{}`", ctx.command);
+    let _ = writeln!(out, "- date: {}", ctx.date);
+    let _ = writeln!(
+        out,
+        "- machine: {} CPUs, {}, Linux {}, {}",
+        m.cpus, m.cpu_model, m.kernel, ctx.rustc
+    );
+    let _ = writeln!(out, "- gateway: {}, commit {}", ctx.gateway, ctx.commit);
+    let _ = writeln!(
+        out,
+        "- load average (1, 5, 15 min) before: {}; after: {}",
+        m.load
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        procfs::machine()
+            .load
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let _ = writeln!(
+        out,
+        "- each target started fresh for each run; runs interleaved ({}), {} repeats of bulk and echo, \
+         {} of idle and churn; warm-up {:?}, window {:?}; figures are medians over repeats, ratios \
+         the median of the per-repeat ratios",
+        plan.targets
+            .iter()
+            .map(|t| t.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        plan.repeats.0,
+        plan.repeats.1,
+        plan.timing.warmup,
+        plan.timing.window,
+    );
+    for note in &plan.notes {
+        let _ = writeln!(out, "- note: {note}");
+    }
+}
+
+/// Picks one part of a run's CPU use.
+type CpuPart = fn(&CpuUse) -> Option<f64>;
+
+fn scenario_table(out: &mut String, plan: &Plan, r: &Results, s: Scenario) {
+    let _ = writeln!(out, "\n#### {} (`{s}`)\n", title(s));
+    let _ = writeln!(
+        out,
+        "| figure | gateway | raw TCP | copy proxy | gateway / raw | gateway / proxy |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    let cols = |f: &dyn Fn(Target) -> Option<f64>| {
+        [Target::Gateway, Target::Raw, Target::Proxy]
+            .map(|t| {
+                if plan.targets.contains(&t) {
+                    opt(f(t))
+                } else {
+                    "—".into()
+                }
+            })
+            .join(" | ")
+    };
+    for m in ALL_METRICS {
+        let values = [Target::Gateway, Target::Raw, Target::Proxy].map(|t| r.median(s, t, m));
+        // Retransmissions are shown only where there were some: then they explain the rest.
+        let empty =
+            |v: &Option<f64>| v.is_none() || (m == Metric::SynRetransmits && *v == Some(0.0));
+        if values.iter().all(empty) {
+            continue;
+        }
+        let (to_raw, to_proxy) = if has_ratio(m) {
+            (
+                times(r.ratio(s, Target::Gateway, Target::Raw, m)),
+                times(r.ratio(s, Target::Gateway, Target::Proxy, m)),
+            )
+        } else {
+            ("—".into(), "—".into())
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {to_raw} | {to_proxy} |",
+            label(m),
+            cols(&|t| r.median(s, t, m))
+        );
+    }
+    let parts: [(&str, CpuPart); 5] = [
+        ("CPU %: middle process", |c| c.middle),
+        ("CPU %: load generator (clients)", |c| Some(c.clients)),
+        ("CPU %: backends", |c| Some(c.backends)),
+        ("CPU %: rest of the machine", |c| Some(c.others)),
+        ("CPU %: stolen by the hypervisor", |c| Some(c.steal)),
+    ];
+    for (name, part) in parts {
+        let _ = writeln!(out, "| {name} | {} | — | — |", cols(&|t| r.cpu(s, t, part)));
+    }
+}
+
+fn failures(out: &mut String, results: &Results) {
+    let failed: Vec<_> = results.failures().collect();
+    if failed.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n### Failed runs\n");
+    for o in failed {
+        let err = o.result.as_ref().err().map_or("", String::as_str);
+        let _ = writeln!(
+            out,
+            "- `{}` {} repeat {}: {}",
+            o.scenario,
+            o.target.name(),
+            o.repeat + 1,
+            err
+        );
+    }
+}
+
+/// Writes `text` to `path`, between the markers if the file has them.
+pub fn write(path: &Path, text: &str) -> Result<()> {
+    let existing = std::fs::read_to_string(path).unwrap_or_default();
+    let new = match (existing.find(BEGIN), existing.find(END)) {
+        (Some(b), Some(e)) if b < e => {
+            format!("{}{BEGIN}\n{text}\n{}", &existing[..b], &existing[e..])
+        }
+        _ => format!("# wsgate benchmark report\n\n{BEGIN}\n{text}\n{END}\n"),
+    };
+    std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,258 @@
+//! The scenarios and what they share: the three targets (the gateway, raw TCP straight to
+//! the backend, the copy proxy), the setup of one measured run (a fresh backend and a fresh
+//! middle process), the measuring window, and the figures a run yields.
+
+mod bulk;
+mod churn;
+mod echo;
+mod idle;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::runtime::Handle;
+use tokio::task::JoinSet;
+use tokio::time::{sleep, timeout};
+
+use crate::backend::{Backend, Kind};
+use crate::child::Middle;
+use crate::client::Proto;
+use crate::procfs::{self, CpuSnap, CpuUse};
+
+/// How long a run may take beyond its planned duration before it is called hung.
+const RUN_SLACK: Duration = Duration::from_secs(60);
+/// How long the load's tasks may take to stop once told to.
+const STOP_PATIENCE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    Gateway,
+    Raw,
+    Proxy,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Gateway => "gateway",
+            Target::Raw => "raw TCP",
+            Target::Proxy => "copy proxy",
+        }
+    }
+
+    fn proto(self) -> Proto {
+        match self {
+            Target::Gateway => Proto::Ws,
+            Target::Raw | Target::Proxy => Proto::Raw,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Bulk client->backend over this many connections.
+    BulkUp(usize),
+    /// Bulk backend->client over this many connections.
+    BulkDown(usize),
+    /// 32-byte echo round trips, closed loop, over this many connections.
+    Echo(usize),
+    /// This many idle connections, each verified by one echo.
+    Idle(usize),
+    /// Connect, one echo, close, by this many workers.
+    Churn(usize),
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scenario::BulkUp(n) => write!(f, "bulk-up-{n}"),
+            Scenario::BulkDown(n) => write!(f, "bulk-down-{n}"),
+            Scenario::Echo(n) => write!(f, "echo-{n}"),
+            Scenario::Idle(n) => write!(f, "idle-{n}"),
+            Scenario::Churn(n) => write!(f, "churn-{n}"),
+        }
+    }
+}
+
+impl Scenario {
+    fn backend(self) -> Kind {
+        match self {
+            Scenario::BulkUp(_) => Kind::Sink,
+            Scenario::BulkDown(_) => Kind::Source,
+            Scenario::Echo(_) | Scenario::Idle(_) | Scenario::Churn(_) => Kind::Echo,
+        }
+    }
+}
+
+/// Figures a run can yield.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Payload megabytes (10^6 bytes) per second where they arrive.
+    MegabytesPerSec,
+    P50Micros,
+    P99Micros,
+    P999Micros,
+    MessagesPerSec,
+    /// Connections established (connect + upgrade) per second.
+    ConnsPerSec,
+    /// Middle process RSS growth per idle connection.
+    KibPerConn,
+    CyclesPerSec,
+    FdsBefore,
+    FdsAfter,
+    /// Time for the middle process's open files to return to their count before churn.
+    FdsBackMillis,
+    /// SYNs retransmitted machine-wide during the run: each one is a connect that waited a
+    /// second for a full accept queue.
+    SynRetransmits,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub values: Vec<(Metric, f64)>,
+    /// CPU use while the load ran.
+    pub cpu: CpuUse,
+}
+
+impl Measured {
+    pub fn get(&self, metric: Metric) -> Option<f64> {
+        self.values
+            .iter()
+            .find(|(m, _)| *m == metric)
+            .map(|(_, v)| *v)
+    }
+}
+
+/// Length of the measuring window, after a warm-up the figures leave out.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub warmup: Duration,
+    pub window: Duration,
+}
+
+/// Where the benchmark finds what it runs.
+pub struct Env {
+    pub backend_rt: Handle,
+    pub gateway: PathBuf,
+    /// Extra environment for the gateway (config overrides to try).
+    pub gateway_env: Vec<(String, String)>,
+    pub self_exe: PathBuf,
+}
+
+/// One measured run's processes: a fresh backend, and unless the target is raw TCP, the
+/// middle process in front of it. Both end when this is finished or dropped.
+pub struct Setup {
+    backend: Backend,
+    middle: Option<Middle>,
+    pub addr: SocketAddr,
+    pub proto: Proto,
+}
+
+impl Setup {
+    async fn start(env: &Env, target: Target, kind: Kind) -> Result<Self> {
+        let backend = Backend::start(&env.backend_rt, kind).await?;
+        let middle = match target {
+            Target::Gateway => {
+                Some(Middle::gateway(&env.gateway, &env.gateway_env, backend.addr).await?)
+            }
+            Target::Proxy => Some(Middle::proxy(&env.self_exe, backend.addr).await?),
+            Target::Raw => None,
+        };
+        Ok(Self {
+            addr: middle.as_ref().map_or(backend.addr, |m| m.addr),
+            backend,
+            middle,
+            proto: target.proto(),
+        })
+    }
+
+    /// The middle process, whose CPU, memory and files are measured.
+    pub fn pid(&self) -> Option<u32> {
+        self.middle.as_ref().map(|m| m.pid)
+    }
+
+    async fn finish(self) -> Result<()> {
+        drop(self.middle); // killed and reaped: its connections close
+        self.backend.stop().await
+    }
+}
+
+/// Runs `scenario` once against `target`, each process fresh, within a time bound.
+pub async fn measure(
+    env: &Env,
+    scenario: Scenario,
+    target: Target,
+    timing: Timing,
+) -> Result<Measured> {
+    let retrans_before = procfs::tcp_ext("TCPSynRetrans");
+    let setup = Setup::start(env, target, scenario.backend()).await?;
+    let limit = timing.warmup + timing.window + RUN_SLACK;
+    let run = async {
+        match scenario {
+            Scenario::BulkUp(n) => bulk::up(&setup, n, timing).await,
+            Scenario::BulkDown(n) => bulk::down(&setup, n, timing).await,
+            Scenario::Echo(n) => echo::run(&setup, n, timing).await,
+            Scenario::Idle(n) => idle::run(&setup, n).await,
+            Scenario::Churn(n) => churn::run(&setup, n, timing).await,
+        }
+    };
+    let measured = timeout(limit, run).await;
+    let finished = setup.finish().await;
+    let mut measured =
+        measured.with_context(|| format!("{scenario} did not finish within {limit:?}"))??;
+    finished?;
+    if let (Some(before), Some(after)) = (retrans_before, procfs::tcp_ext("TCPSynRetrans")) {
+        let retransmits = after.saturating_sub(before) as f64;
+        measured.values.push((Metric::SynRetransmits, retransmits));
+    }
+    Ok(measured)
+}
+
+/// What the measuring window saw.
+struct Window {
+    cpu: CpuUse,
+    secs: f64,
+    /// Growth of the gauge over the window.
+    count: u64,
+}
+
+/// Waits out the warm-up, then measures `gauge` and CPU over the window, during which
+/// `measuring` (if given) is set.
+async fn window(
+    timing: Timing,
+    pid: Option<u32>,
+    gauge: impl Fn() -> u64,
+    measuring: Option<&AtomicBool>,
+) -> Window {
+    sleep(timing.warmup).await;
+    let (before, cpu_before) = (gauge(), CpuSnap::take(pid));
+    measuring.inspect(|m| m.store(true, Ordering::Relaxed));
+    sleep(timing.window).await;
+    measuring.inspect(|m| m.store(false, Ordering::Relaxed));
+    let (after, cpu_after) = (gauge(), CpuSnap::take(pid));
+    Window {
+        cpu: cpu_after.since(&cpu_before),
+        secs: cpu_after.at().duration_since(cpu_before.at()).as_secs_f64(),
+        count: after.saturating_sub(before),
+    }
+}
+
+/// Waits for every task of the load (told to stop) and returns their results, or the first
+/// error one of them met.
+async fn join_all<T: 'static>(mut tasks: JoinSet<Result<T>>) -> Result<Vec<T>> {
+    let mut out = Vec::with_capacity(tasks.len());
+    let joined = timeout(STOP_PATIENCE, async {
+        while let Some(done) = tasks.join_next().await {
+            out.push(done.context("a load task panicked")??);
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+    .await;
+    joined.context("the load did not stop in time")??;
+    Ok(out)
+}
