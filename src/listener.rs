@@ -5,7 +5,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio::time::sleep;
 use tracing::{Instrument, error, info_span, warn};
@@ -16,6 +16,25 @@ use crate::state::Shared;
 /// How long to back off when accepting fails for a reason that is not one connection's
 /// (out of file descriptors, out of memory): retrying at once would spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Binds `addr` (`ip:port`) with an accept queue of `backlog` (std and tokio use 128,
+/// too small for a burst of reconnecting clients). Must run inside the tokio runtime.
+pub fn bind(addr: &str, backlog: u32) -> io::Result<TcpListener> {
+    let addr: std::net::SocketAddr = addr.parse().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{addr:?} is not ip:port"),
+        )
+    })?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
 
 /// Accepts until the future is dropped.
 pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {

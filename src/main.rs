@@ -136,7 +136,8 @@ fn install_signals() -> Result<(Signals, ReloadSignal), String> {
 }
 
 async fn bind(cfg: &Config) -> Result<Listeners, String> {
-    let main = listen_on(&cfg.listen).await?;
+    let main = wsgate::listener::bind(&cfg.listen, cfg.limits.listen_backlog)
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let admin = match &cfg.admin.listen {
         Some(addr) => Some(listen_on(addr).await.map_err(|e| format!("admin {e}"))?),
         None => None,

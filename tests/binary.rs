@@ -257,3 +257,27 @@ async fn drain_delivers_what_was_read_then_1001_and_exits_zero() {
     assert!(got <= sent, "received {got} of {sent}");
     assert_eq!(gw.proc.wait().await.code(), Some(0));
 }
+
+/// The accept queue is what `limits.listen_backlog` says (std and tokio would use 128), as
+/// the kernel reports it for the listening socket (`ss`, from iproute2: Send-Q).
+#[tokio::test]
+async fn the_listener_gets_the_configured_backlog() {
+    let mut gw = start_serving(
+        &["--listen", "127.0.0.1:0", "--backend", "127.0.0.1:9"],
+        &[("WSGATE_LIMITS__LISTEN_BACKLOG", "777")],
+    )
+    .await;
+    let port = gw.addr.rsplit(':').next().unwrap().to_string();
+    let out = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2) runs");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let send_q: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(send_q, ["777"], "{listing}");
+    gw.proc.sigterm();
+    assert_eq!(gw.proc.wait().await.code(), Some(0));
+}

@@ -20,6 +20,9 @@ pub struct Limits {
     /// Time a client has to send complete request headers (and the PROXY header first).
     #[serde(with = "units::duration")]
     pub handshake_timeout: Duration,
+    /// The listener's accept queue (the kernel caps it at `net.core.somaxconn`): bursts of
+    /// new connections, and connections held back by `max_pending_handshakes`, wait here.
+    pub listen_backlog: u32,
     /// Largest request head; larger gets 431.
     pub max_header_size: ByteSize,
     /// Most request header lines; more gets 431.
@@ -57,6 +60,7 @@ impl Default for Limits {
             read_buffer_size: ByteSize::kib(8),
             backend_read_size: ByteSize::kib(64),
             handshake_timeout: Duration::from_secs(10),
+            listen_backlog: 4096,
             max_header_size: ByteSize::kib(16),
             max_headers: 100,
             max_pending_handshakes: 1024,

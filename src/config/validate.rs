@@ -80,6 +80,12 @@ impl Config {
                 format!("{} is out of range (8KiB to 1MiB)", l.max_header_size),
             );
         }
+        if l.listen_backlog == 0 || l.listen_backlog > 1 << 20 {
+            bad.push(
+                "limits.listen_backlog",
+                format!("{} is out of range (1 to 1048576)", l.listen_backlog),
+            );
+        }
         if !(1..=10_000).contains(&l.max_headers) {
             bad.push(
                 "limits.max_headers",
