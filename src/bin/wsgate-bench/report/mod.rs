@@ -155,7 +155,7 @@ pub fn render(plan: &Plan, results: &Results, ctx: &Context) -> String {
     let _ = writeln!(out, "\n### Not measured\n");
     let _ = writeln!(
         out,
-        "- wss (bulk and echo over TLS): not measured, the gateway has no TLS yet."
+        "- wss (bulk and echo over TLS): not measured: the benchmark does not drive wss:// yet."
     );
     let websocat = std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("websocat").is_file()));

@@ -105,7 +105,7 @@ fn rows(plan: &Plan) -> Vec<Row> {
             "≥ 2× best existing, ≥ 0.30×",
             "about 400 MB/s",
             None,
-            Check::NotMeasured("not measured: the gateway has no TLS yet"),
+            Check::NotMeasured("not measured: the benchmark does not drive wss:// yet"),
         ),
     ]
 }
