@@ -36,10 +36,11 @@ type Parse = fn(&str) -> Option<SocketAddr>;
 impl Middle {
     /// `gateway --listen 127.0.0.1:0 --backend ADDR --log-format json`, with no admin
     /// listener and no inherited `WSGATE_*` or `RUST_LOG`: otherwise the default config,
-    /// unless `env` says more.
+    /// unless `env` says more. With `tls` (certificate chain, key), it serves wss://.
     pub async fn gateway(
         path: &Path,
         env: &[(String, String)],
+        tls: Option<(&Path, &Path)>,
         backend: SocketAddr,
     ) -> Result<Self> {
         let mut cmd = Command::new(path);
@@ -56,6 +57,9 @@ impl Middle {
             }
         }
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        if let Some((cert, key)) = tls {
+            cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        }
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start the gateway {}", path.display()))?;

@@ -1,21 +1,83 @@
 //! One client connection, the same logic over raw TCP (straight to a backend, or through the
-//! copy proxy) and over WebSocket (through the gateway): the same payload bytes are sent
-//! and the same payload bytes counted, only the framing differs.
+//! copy proxy) and over WebSocket, plain or in TLS (through the gateway): the same payload
+//! bytes are sent and the same payload bytes counted, only the framing differs.
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context as TaskContext, Poll};
 
 use anyhow::{Context, Result, bail, ensure};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 use crate::wsclient::{self, Event, FrameReader, OP_BINARY, OP_CLOSE};
 
 /// How a client speaks to the address it connects to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Proto {
     Raw,
     Ws,
+    /// WebSocket in TLS (wss://), trusting what this configuration trusts, the server named
+    /// [`TLS_NAME`].
+    Wss(Arc<rustls::ClientConfig>),
+}
+
+/// The TLS version and cipher suite the first wss connection negotiated, for the report.
+pub static NEGOTIATED: OnceLock<String> = OnceLock::new();
+
+/// The name the client asks for and checks in the gateway's certificate.
+pub const TLS_NAME: &str = "localhost";
+
+/// A connection's byte stream: plain TCP, or TLS over it.
+pub enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }
 
 /// Read buffer of connections that move small messages (echo, idle, churn).
@@ -27,32 +89,54 @@ pub const BULK_BUFFER: usize = 256 * 1024;
 static NEXT_SEED: AtomicU64 = AtomicU64::new(1);
 
 pub struct Conn {
-    sock: TcpStream,
+    sock: Stream,
     /// Raw connections read through `reader` too, as plain bytes.
     reader: FrameReader,
-    proto: Proto,
+    /// Whether payloads travel in WebSocket frames (ws:// or wss://).
+    framed: bool,
     mask: [u8; 4],
     /// Reused for each framed message.
     out: Vec<u8>,
 }
 
 impl Conn {
-    /// Connects (and for WebSocket, completes the upgrade); `buffer` is the read buffer.
-    pub async fn open(addr: SocketAddr, proto: Proto, buffer: usize) -> Result<Self> {
-        let mut sock = TcpStream::connect(addr)
+    /// Connects (for wss, completes the TLS handshake; for WebSocket, the upgrade);
+    /// `buffer` is the read buffer.
+    pub async fn open(addr: SocketAddr, proto: &Proto, buffer: usize) -> Result<Self> {
+        let tcp = TcpStream::connect(addr)
             .await
             .with_context(|| format!("connecting {addr}"))?;
-        sock.set_nodelay(true)?;
+        tcp.set_nodelay(true)?;
+        let mut sock = match proto {
+            Proto::Raw | Proto::Ws => Stream::Tcp(tcp),
+            Proto::Wss(config) => {
+                let name = ServerName::try_from(TLS_NAME)?;
+                let tls = TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .context("TLS handshake")?;
+                let session = tls.get_ref().1;
+                if let (Some(v), Some(c)) = (
+                    session.protocol_version(),
+                    session.negotiated_cipher_suite(),
+                ) {
+                    let _ = NEGOTIATED.set(format!("{v:?}, {:?}", c.suite()));
+                }
+                Stream::Tls(Box::new(tls))
+            }
+        };
         let seed = NEXT_SEED.fetch_add(1, Ordering::Relaxed);
         let mut buf = vec![0u8; buffer].into_boxed_slice();
-        let pending = match proto {
-            Proto::Raw => 0..0,
-            Proto::Ws => wsclient::handshake(&mut sock, &addr.to_string(), seed, &mut buf).await?,
+        let framed = !matches!(proto, Proto::Raw);
+        let pending = if framed {
+            wsclient::handshake(&mut sock, &addr.to_string(), seed, &mut buf).await?
+        } else {
+            0..0
         };
         Ok(Self {
             sock,
             reader: FrameReader::new(buf, pending),
-            proto,
+            framed,
             mask: wsclient::mask_for(seed),
             out: Vec::new(),
         })
@@ -61,9 +145,9 @@ impl Conn {
     /// `payload` as it goes on the wire: framed once, so bulk senders can write it again
     /// and again at no cost.
     pub fn wire_form(&self, payload: &[u8]) -> Vec<u8> {
-        match self.proto {
-            Proto::Raw => payload.to_vec(),
-            Proto::Ws => {
+        match self.framed {
+            false => payload.to_vec(),
+            true => {
                 let mut out = Vec::with_capacity(payload.len() + 14);
                 wsclient::encode_frame(&mut out, OP_BINARY, payload, self.mask);
                 out
@@ -78,9 +162,9 @@ impl Conn {
 
     /// Sends one message.
     pub async fn send(&mut self, payload: &[u8]) -> Result<()> {
-        match self.proto {
-            Proto::Raw => self.sock.write_all(payload).await.context("writing"),
-            Proto::Ws => {
+        match self.framed {
+            false => self.sock.write_all(payload).await.context("writing"),
+            true => {
                 self.out.clear();
                 wsclient::encode_frame(&mut self.out, OP_BINARY, payload, self.mask);
                 self.sock.write_all(&self.out).await.context("writing")
@@ -125,7 +209,7 @@ impl Conn {
     /// Ends the connection: a raw one is simply closed; a WebSocket one sends a close frame
     /// and waits for the gateway's (data before it is discarded), as a polite client does.
     pub async fn close(mut self) -> Result<()> {
-        if self.proto == Proto::Raw {
+        if !self.framed {
             return Ok(());
         }
         self.out.clear();
@@ -144,15 +228,13 @@ impl Conn {
 
     /// The next payload range, or `None` at the end of the connection (or a close frame).
     async fn next_data(&mut self) -> Result<Option<std::ops::Range<usize>>> {
-        match self.proto {
-            Proto::Raw => {
-                let n = self.reader_fill_raw().await?;
-                Ok((n > 0).then_some(0..n))
-            }
-            Proto::Ws => match self.reader.next(&mut self.sock).await? {
-                Event::Data(range) => Ok(Some(range)),
-                Event::Close | Event::Eof => Ok(None),
-            },
+        if !self.framed {
+            let n = self.reader_fill_raw().await?;
+            return Ok((n > 0).then_some(0..n));
+        }
+        match self.reader.next(&mut self.sock).await? {
+            Event::Data(range) => Ok(Some(range)),
+            Event::Close | Event::Eof => Ok(None),
         }
     }
 

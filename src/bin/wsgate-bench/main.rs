@@ -1,6 +1,7 @@
 //! `wsgate-bench`: the gateway's benchmark. Starts the built gateway binary as its own
 //! process in front of in-process backends (sink, source, echo), measures bulk throughput,
-//! echo latency, idle connections and connection churn through it, and the same client
+//! echo latency, idle connections and connection churn through it (bulk and echo also over
+//! wss://, with certificates made at run time), and the same client
 //! logic over raw TCP straight to the backend and through a plain TCP copy proxy (this
 //! binary's hidden `proxy` mode), interleaved, in the same run. Writes a markdown report.
 //!
@@ -18,6 +19,7 @@ mod proxy;
 mod report;
 mod results;
 mod scenario;
+mod tls;
 mod wsclient;
 
 use std::net::SocketAddr;
@@ -148,6 +150,9 @@ fn plan(cli: &Cli) -> Result<Plan> {
         Scenario::Idle(idle[0]),
         Scenario::Idle(idle[1]),
         Scenario::Churn(16),
+        Scenario::WssBulkUp(1),
+        Scenario::WssBulkDown(1),
+        Scenario::WssEcho(1),
     ];
     let scenarios: Vec<Scenario> = all
         .into_iter()
@@ -208,7 +213,7 @@ async fn run_all(plan: &Plan, env: &Env) -> Results {
             _ => plan.repeats.0,
         };
         for repeat in 0..repeats {
-            for &target in &plan.targets {
+            for target in scenario.targets(&plan.targets) {
                 let result = scenario::measure(env, scenario, target, plan.timing).await;
                 let shown = match &result {
                     Ok(m) => m
@@ -273,6 +278,11 @@ fn bench(cli: &Cli) -> Result<bool> {
         gateway: cli.gateway.clone(),
         gateway_env: cli.gateway_env.clone(),
         self_exe: std::env::current_exe().context("cannot find this binary's path")?,
+        tls: if plan.scenarios.iter().any(|s| s.tls()) {
+            Some(tls::Tls::make()?)
+        } else {
+            None
+        },
     };
     let before = report::Context::now(&cli.gateway);
     let ran = client_rt.block_on(async {

@@ -8,7 +8,8 @@ use std::ops::Range;
 use anyhow::{Context, Result, bail, ensure};
 use base64::Engine;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use crate::client::Stream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 pub const OP_CONTINUATION: u8 = 0x0;
@@ -45,7 +46,7 @@ pub fn mask_for(seed: u64) -> [u8; 4] {
 /// Sends the opening handshake for `/` and checks the 101 answer. The answer is read into
 /// `buf`; returns how many bytes of `buf` came after the answer's head (the first frames).
 pub async fn handshake(
-    sock: &mut TcpStream,
+    sock: &mut Stream,
     host: &str,
     seed: u64,
     buf: &mut [u8],
@@ -166,7 +167,7 @@ impl FrameReader {
 
     /// The next payload bytes, close frame or end. Pings and pongs are skipped: sessions
     /// here are far shorter than the gateway's ping interval.
-    pub async fn next(&mut self, sock: &mut TcpStream) -> Result<Event> {
+    pub async fn next(&mut self, sock: &mut Stream) -> Result<Event> {
         loop {
             if self.remaining > 0 {
                 if self.start == self.end && self.fill(sock).await? == 0 {
@@ -213,7 +214,7 @@ impl FrameReader {
     }
 
     /// Reads more bytes behind those pending, moving them to the front first if needed.
-    async fn fill(&mut self, sock: &mut TcpStream) -> Result<usize> {
+    async fn fill(&mut self, sock: &mut Stream) -> Result<usize> {
         if self.start == self.end {
             (self.start, self.end) = (0, 0);
         } else if self.end == self.buf.len() {

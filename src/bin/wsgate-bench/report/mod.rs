@@ -92,6 +92,9 @@ fn title(s: Scenario) -> String {
         Scenario::Echo(n) => format!("32-byte echo round trips, {}", plural(n, "connection")),
         Scenario::Idle(n) => format!("{} idle connections, each verified by one echo", n),
         Scenario::Churn(n) => format!("Connect, one echo, close: {}", plural(n, "worker")),
+        Scenario::WssBulkUp(n) => format!("wss: {}", title(Scenario::BulkUp(n))),
+        Scenario::WssBulkDown(n) => format!("wss: {}", title(Scenario::BulkDown(n))),
+        Scenario::WssEcho(n) => format!("wss: {}", title(Scenario::Echo(n))),
     }
 }
 
@@ -149,14 +152,23 @@ pub fn render(plan: &Plan, results: &Results, ctx: &Context) -> String {
          generator) and its backends, everything else the machine did (other processes, kernel \
          threads: noise), and time stolen by the hypervisor."
     );
+    if plan.scenarios.iter().any(|s| s.tls()) {
+        let negotiated = crate::client::NEGOTIATED
+            .get()
+            .map_or_else(String::new, |n| format!(", negotiated: {n}"));
+        let _ = writeln!(
+            out,
+            "\nThe wss scenarios (`wss-*`) have other columns: the gateway serving wss:// \
+             (`--tls-cert`, `--tls-key`: a certificate for localhost made at run time by \
+             `wsgate::devcert`, the client trusting its CA; rustls with ring on both \
+             sides{negotiated}), the same gateway serving ws://, and raw TCP (no TLS), \
+             interleaved in the same way. Their MB/s count WebSocket payload bytes, as for ws."
+        );
+    }
     for &s in &plan.scenarios {
         scenario_table(&mut out, plan, results, s);
     }
     let _ = writeln!(out, "\n### Not measured\n");
-    let _ = writeln!(
-        out,
-        "- wss (bulk and echo over TLS): not measured: the benchmark does not drive wss:// yet."
-    );
     let websocat = std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("websocat").is_file()));
     let _ = writeln!(
@@ -204,16 +216,25 @@ fn header(out: &mut String, plan: &Plan, ctx: &Context) {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let _ = writeln!(
-        out,
-        "- each target started fresh for each run; runs interleaved ({}), {} repeats of bulk and echo, \
-         {} of idle and churn; warm-up {:?}, window {:?}; figures are medians over repeats, ratios \
-         the median of the per-repeat ratios",
-        plan.targets
+    let names = |targets: Vec<Target>| {
+        targets
             .iter()
             .map(|t| t.name())
             .collect::<Vec<_>>()
-            .join(", "),
+            .join(", ")
+    };
+    let wss = plan
+        .scenarios
+        .iter()
+        .find(|s| s.tls())
+        .map(|s| format!("; wss scenarios: {}", names(s.targets(&plan.targets))))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "- each target started fresh for each run; runs interleaved ({}{wss}), {} repeats of bulk \
+         and echo, {} of idle and churn; warm-up {:?}, window {:?}; figures are medians over \
+         repeats, ratios the median of the per-repeat ratios",
+        names(plan.targets.clone()),
         plan.repeats.0,
         plan.repeats.1,
         plan.timing.warmup,
@@ -229,15 +250,36 @@ type CpuPart = fn(&CpuUse) -> Option<f64>;
 
 fn scenario_table(out: &mut String, plan: &Plan, r: &Results, s: Scenario) {
     let _ = writeln!(out, "\n#### {} (`{s}`)\n", title(s));
+    let columns = s.columns();
+    let [main, base1, base2] = columns;
+    let short = |t: Target| match t {
+        Target::Gateway if s.tls() => "ws",
+        Target::Gateway => "gateway",
+        Target::Wss => "wss",
+        Target::Raw => "raw",
+        Target::Proxy => "proxy",
+    };
+    let header = |t: Target| match t {
+        Target::Gateway if s.tls() => "gateway ws",
+        _ => t.name(),
+    };
     let _ = writeln!(
         out,
-        "| figure | gateway | raw TCP | copy proxy | gateway / raw | gateway / proxy |"
+        "| figure | {} | {} | {} | {} / {} | {} / {} |",
+        header(main),
+        header(base1),
+        header(base2),
+        short(main),
+        short(base1),
+        short(main),
+        short(base2)
     );
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    let measured = s.targets(&plan.targets);
     let cols = |f: &dyn Fn(Target) -> Option<f64>| {
-        [Target::Gateway, Target::Raw, Target::Proxy]
+        columns
             .map(|t| {
-                if plan.targets.contains(&t) {
+                if measured.contains(&t) {
                     opt(f(t))
                 } else {
                     "—".into()
@@ -246,24 +288,24 @@ fn scenario_table(out: &mut String, plan: &Plan, r: &Results, s: Scenario) {
             .join(" | ")
     };
     for m in ALL_METRICS {
-        let values = [Target::Gateway, Target::Raw, Target::Proxy].map(|t| r.median(s, t, m));
+        let values = columns.map(|t| r.median(s, t, m));
         // Retransmissions are shown only where there were some: then they explain the rest.
         let empty =
             |v: &Option<f64>| v.is_none() || (m == Metric::SynRetransmits && *v == Some(0.0));
         if values.iter().all(empty) {
             continue;
         }
-        let (to_raw, to_proxy) = if has_ratio(m) {
+        let (to_base1, to_base2) = if has_ratio(m) {
             (
-                times(r.ratio(s, Target::Gateway, Target::Raw, m)),
-                times(r.ratio(s, Target::Gateway, Target::Proxy, m)),
+                times(r.ratio(s, main, base1, m)),
+                times(r.ratio(s, main, base2, m)),
             )
         } else {
             ("—".into(), "—".into())
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {to_raw} | {to_proxy} |",
+            "| {} | {} | {to_base1} | {to_base2} |",
             label(m),
             cols(&|t| r.median(s, t, m))
         );

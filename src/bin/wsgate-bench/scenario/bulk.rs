@@ -20,7 +20,7 @@ pub async fn up(setup: &Setup, conns: usize, timing: Timing) -> Result<Measured>
     let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
     for _ in 0..conns {
-        let mut conn = Conn::open(setup.addr, setup.proto, SMALL_BUFFER).await?;
+        let mut conn = Conn::open(setup.addr, &setup.proto, SMALL_BUFFER).await?;
         let wire = conn.wire_form(&payload);
         let stop = stop.clone();
         tasks.spawn(async move {
@@ -52,7 +52,7 @@ pub async fn down(setup: &Setup, conns: usize, timing: Timing) -> Result<Measure
     let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
     for _ in 0..conns {
-        let mut conn = Conn::open(setup.addr, setup.proto, BULK_BUFFER).await?;
+        let mut conn = Conn::open(setup.addr, &setup.proto, BULK_BUFFER).await?;
         let (stop, got) = (stop.clone(), got.clone());
         tasks.spawn(async move {
             loop {

@@ -38,12 +38,12 @@ pub async fn run(setup: &Setup, workers: usize, timing: Timing) -> Result<Measur
     let mut tasks = JoinSet::new();
     for w in 0..workers {
         let (stop, done) = (stop.clone(), done.clone());
-        let (addr, proto) = (setup.addr, setup.proto);
+        let (addr, proto) = (setup.addr, setup.proto.clone());
         tasks.spawn(async move {
             let mut seq = (w as u64 + 1) << 40;
             while !stop.is_cancelled() && seq & 0xFF_FFFF_FFFF < MAX_CYCLES {
                 seq += 1;
-                let mut conn = Conn::open(addr, proto, SMALL_BUFFER).await?;
+                let mut conn = Conn::open(addr, &proto, SMALL_BUFFER).await?;
                 conn.echo(&message(seq)).await?;
                 conn.close().await?;
                 done.fetch_add(1, Ordering::Relaxed);
@@ -66,7 +66,7 @@ pub async fn run(setup: &Setup, workers: usize, timing: Timing) -> Result<Measur
 }
 
 async fn one_cycle(setup: &Setup, seq: u64) -> Result<()> {
-    let mut conn = Conn::open(setup.addr, setup.proto, SMALL_BUFFER).await?;
+    let mut conn = Conn::open(setup.addr, &setup.proto, SMALL_BUFFER).await?;
     conn.echo(&message(seq)).await?;
     conn.close().await
 }

@@ -30,7 +30,7 @@ pub async fn run(setup: &Setup, conns: usize, timing: Timing) -> Result<Measured
     let done = Arc::new(AtomicU64::new(0));
     let mut opened = Vec::with_capacity(conns);
     for _ in 0..conns {
-        opened.push(Conn::open(setup.addr, setup.proto, SMALL_BUFFER).await?);
+        opened.push(Conn::open(setup.addr, &setup.proto, SMALL_BUFFER).await?);
     }
     let mut tasks = JoinSet::new();
     for (i, mut conn) in opened.into_iter().enumerate() {

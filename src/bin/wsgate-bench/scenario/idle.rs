@@ -14,7 +14,7 @@ pub const PARALLEL: usize = 64;
 
 pub async fn run(setup: &Setup, n: usize) -> Result<Measured> {
     // One session first, so that state made on first use is part of the baseline.
-    let mut warm = Conn::open(setup.addr, setup.proto, SMALL_BUFFER).await?;
+    let mut warm = Conn::open(setup.addr, &setup.proto, SMALL_BUFFER).await?;
     warm.echo(&message(0)).await?;
     warm.close().await?;
     let pid = setup.pid();
@@ -46,11 +46,11 @@ async fn open_all(setup: &Setup, n: usize) -> Result<Vec<Conn>> {
     let mut tasks = JoinSet::new();
     for worker in 0..PARALLEL {
         let share = n / PARALLEL + usize::from(worker < n % PARALLEL);
-        let (addr, proto) = (setup.addr, setup.proto);
+        let (addr, proto) = (setup.addr, setup.proto.clone());
         tasks.spawn(async move {
             let mut conns = Vec::with_capacity(share);
             for _ in 0..share {
-                conns.push(Conn::open(addr, proto, SMALL_BUFFER).await?);
+                conns.push(Conn::open(addr, &proto, SMALL_BUFFER).await?);
             }
             Ok(conns)
         });

@@ -22,6 +22,7 @@ use crate::backend::{Backend, Kind};
 use crate::child::Middle;
 use crate::client::Proto;
 use crate::procfs::{self, CpuSnap, CpuUse};
+use crate::tls::Tls;
 
 /// How long a run may take beyond its planned duration before it is called hung.
 const RUN_SLACK: Duration = Duration::from_secs(60);
@@ -30,9 +31,12 @@ const STOP_PATIENCE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Target {
+    /// The gateway serving ws://.
     Gateway,
     Raw,
     Proxy,
+    /// The gateway serving wss:// (the wss scenarios only).
+    Wss,
 }
 
 impl Target {
@@ -41,13 +45,7 @@ impl Target {
             Target::Gateway => "gateway",
             Target::Raw => "raw TCP",
             Target::Proxy => "copy proxy",
-        }
-    }
-
-    fn proto(self) -> Proto {
-        match self {
-            Target::Gateway => Proto::Ws,
-            Target::Raw | Target::Proxy => Proto::Raw,
+            Target::Wss => "gateway wss",
         }
     }
 }
@@ -64,6 +62,12 @@ pub enum Scenario {
     Idle(usize),
     /// Connect, one echo, close, by this many workers.
     Churn(usize),
+    /// [`Scenario::BulkUp`] over wss://.
+    WssBulkUp(usize),
+    /// [`Scenario::BulkDown`] over wss://.
+    WssBulkDown(usize),
+    /// [`Scenario::Echo`] over wss://.
+    WssEcho(usize),
 }
 
 impl fmt::Display for Scenario {
@@ -74,6 +78,9 @@ impl fmt::Display for Scenario {
             Scenario::Echo(n) => write!(f, "echo-{n}"),
             Scenario::Idle(n) => write!(f, "idle-{n}"),
             Scenario::Churn(n) => write!(f, "churn-{n}"),
+            Scenario::WssBulkUp(n) => write!(f, "wss-bulk-up-{n}"),
+            Scenario::WssBulkDown(n) => write!(f, "wss-bulk-down-{n}"),
+            Scenario::WssEcho(n) => write!(f, "wss-echo-{n}"),
         }
     }
 }
@@ -81,10 +88,47 @@ impl fmt::Display for Scenario {
 impl Scenario {
     fn backend(self) -> Kind {
         match self {
-            Scenario::BulkUp(_) => Kind::Sink,
-            Scenario::BulkDown(_) => Kind::Source,
-            Scenario::Echo(_) | Scenario::Idle(_) | Scenario::Churn(_) => Kind::Echo,
+            Scenario::BulkUp(_) | Scenario::WssBulkUp(_) => Kind::Sink,
+            Scenario::BulkDown(_) | Scenario::WssBulkDown(_) => Kind::Source,
+            Scenario::Echo(_) | Scenario::Idle(_) | Scenario::Churn(_) | Scenario::WssEcho(_) => {
+                Kind::Echo
+            }
         }
+    }
+
+    /// Whether the gateway is measured serving wss://.
+    pub fn tls(self) -> bool {
+        matches!(
+            self,
+            Scenario::WssBulkUp(_) | Scenario::WssBulkDown(_) | Scenario::WssEcho(_)
+        )
+    }
+
+    /// The targets of the report's columns, the one measured first, the others its
+    /// baselines: wss against ws and raw TCP, otherwise the gateway against raw TCP and the
+    /// copy proxy.
+    pub fn columns(self) -> [Target; 3] {
+        if self.tls() {
+            [Target::Wss, Target::Gateway, Target::Raw]
+        } else {
+            [Target::Gateway, Target::Raw, Target::Proxy]
+        }
+    }
+
+    /// Which targets a run of this scenario measures, of those asked for: a wss scenario
+    /// always measures wss, and of the others the gateway (ws) and raw TCP.
+    pub fn targets(self, asked: &[Target]) -> Vec<Target> {
+        let columns = self.columns();
+        let mut targets: Vec<Target> = asked
+            .iter()
+            .copied()
+            .filter(|t| columns.contains(t))
+            .collect();
+        if self.tls() {
+            targets.retain(|t| *t != Target::Wss);
+            targets.insert(0, Target::Wss);
+        }
+        targets
     }
 }
 
@@ -142,6 +186,8 @@ pub struct Env {
     /// Extra environment for the gateway (config overrides to try).
     pub gateway_env: Vec<(String, String)>,
     pub self_exe: PathBuf,
+    /// Certificates for wss, if a wss scenario is planned.
+    pub tls: Option<Tls>,
 }
 
 /// One measured run's processes: a fresh backend, and unless the target is raw TCP, the
@@ -156,18 +202,28 @@ pub struct Setup {
 impl Setup {
     async fn start(env: &Env, target: Target, kind: Kind) -> Result<Self> {
         let backend = Backend::start(&env.backend_rt, kind).await?;
-        let middle = match target {
+        let (middle, proto) = match target {
             Target::Gateway => {
-                Some(Middle::gateway(&env.gateway, &env.gateway_env, backend.addr).await?)
+                let gateway = Middle::gateway(&env.gateway, &env.gateway_env, None, backend.addr);
+                (Some(gateway.await?), Proto::Ws)
             }
-            Target::Proxy => Some(Middle::proxy(&env.self_exe, backend.addr).await?),
-            Target::Raw => None,
+            Target::Wss => {
+                let tls = env.tls.as_ref().context("no certificates for wss")?;
+                let files = Some((tls.cert.as_path(), tls.key.as_path()));
+                let gateway = Middle::gateway(&env.gateway, &env.gateway_env, files, backend.addr);
+                (Some(gateway.await?), Proto::Wss(tls.client.clone()))
+            }
+            Target::Proxy => (
+                Some(Middle::proxy(&env.self_exe, backend.addr).await?),
+                Proto::Raw,
+            ),
+            Target::Raw => (None, Proto::Raw),
         };
         Ok(Self {
             addr: middle.as_ref().map_or(backend.addr, |m| m.addr),
             backend,
             middle,
-            proto: target.proto(),
+            proto,
         })
     }
 
@@ -194,9 +250,9 @@ pub async fn measure(
     let limit = timing.warmup + timing.window + RUN_SLACK;
     let run = async {
         match scenario {
-            Scenario::BulkUp(n) => bulk::up(&setup, n, timing).await,
-            Scenario::BulkDown(n) => bulk::down(&setup, n, timing).await,
-            Scenario::Echo(n) => echo::run(&setup, n, timing).await,
+            Scenario::BulkUp(n) | Scenario::WssBulkUp(n) => bulk::up(&setup, n, timing).await,
+            Scenario::BulkDown(n) | Scenario::WssBulkDown(n) => bulk::down(&setup, n, timing).await,
+            Scenario::Echo(n) | Scenario::WssEcho(n) => echo::run(&setup, n, timing).await,
             Scenario::Idle(n) => idle::run(&setup, n).await,
             Scenario::Churn(n) => churn::run(&setup, n, timing).await,
         }
@@ -255,4 +311,24 @@ async fn join_all<T: 'static>(mut tasks: JoinSet<Result<T>>) -> Result<Vec<T>> {
     .await;
     joined.context("the load did not stop in time")??;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wss_scenarios_measure_wss_against_ws_and_raw_tcp() {
+        let all = [Target::Gateway, Target::Raw, Target::Proxy];
+        assert_eq!(
+            Scenario::WssBulkUp(1).targets(&all),
+            [Target::Wss, Target::Gateway, Target::Raw]
+        );
+        assert_eq!(
+            Scenario::WssEcho(1).targets(&[Target::Raw]),
+            [Target::Wss, Target::Raw]
+        );
+        assert_eq!(Scenario::BulkUp(1).targets(&all), all);
+        assert_eq!(Scenario::WssBulkDown(1).to_string(), "wss-bulk-down-1");
+    }
 }
