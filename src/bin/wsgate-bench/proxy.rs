@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 
 /// Serves until its stdin ends (the benchmark holds it open), so it never outlives the
 /// benchmark process however that ends.
@@ -33,15 +33,7 @@ pub fn run(listen: &str, backend: SocketAddr) -> Result<()> {
 /// connecting without waiting for the proxy, so bursts of connects would overflow a short
 /// queue and measure SYN retransmission timeouts instead of the proxy.
 fn bind(listen: &str) -> Result<TcpListener> {
-    let addr: SocketAddr = listen.parse()?;
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    Ok(socket.listen(4096)?)
+    Ok(wsgate::listener::bind(listen, 4096)?)
 }
 
 async fn accept_loop(listener: TcpListener, backend: SocketAddr) {
