@@ -248,16 +248,11 @@ async fn upgrade(
     if shared.life.is_stopping() {
         return Err(Reject::Draining);
     }
-    if !route.client_names.is_empty() {
-        let named = ends
-            .identity
-            .as_ref()
-            .is_some_and(|names| names.iter().any(|n| route.client_names.contains(n)));
-        if !named {
-            return Err(Reject::ClientCertificate);
-        }
-    }
-    let admitted = admission::admit(req, &route, client.ip(), generation, &shared.caps)?;
+    let who = admission::Client {
+        ip: client.ip(),
+        identity: ends.identity.as_deref(),
+    };
+    let admitted = admission::admit(req, &route, who, generation, &shared.caps)?;
     let started = Instant::now();
     let backend = connect_backend(&route, client, ends.local)
         .await

@@ -51,11 +51,7 @@ impl RoutePlan {
             None => (cfg.origins.as_slice(), "origins".to_string()),
         };
         let origins = OriginPolicy::new(origins, cfg.allow_missing_origin)
-            .map_err(|e| {
-                for (j, why) in e {
-                    bad.push(format!("{origins_key}.{j}"), why);
-                }
-            })
+            .map_err(|e| bad.push_indexed(&origins_key, e))
             .ok();
         let auth = Authenticator::from_route(route, &format!("routes.{i}"))
             .map_err(|problems| bad.problems.extend(problems))
@@ -98,11 +94,7 @@ impl Generation {
         let mut bad = ConfigError::default();
         let trusted = TrustedProxies::parse(&cfg.trusted_proxies)
             .map(|t| t.reading(cfg.client_ip_header))
-            .map_err(|e| {
-                for (i, why) in e {
-                    bad.push(format!("trusted_proxies.{i}"), why);
-                }
-            })
+            .map_err(|e| bad.push_indexed("trusted_proxies", e))
             .ok();
         let mut routes = HashMap::new();
         for (i, route) in cfg.routes.iter().enumerate() {

@@ -1,6 +1,6 @@
 //! Admission at the door: everything decided before the 101, cheapest first, each refusal
-//! an HTTP status the client can act on. Origin, new-session rates, concurrent-session
-//! caps, then credentials; the backend is connected only after all of them pass.
+//! an HTTP status the client can act on. Client certificate names, Origin, new-session
+//! rates, concurrent-session caps, then credentials; the backend is connected only after all of them pass.
 
 mod caps;
 mod origin;
@@ -27,20 +27,35 @@ pub struct Admitted {
     pub protocol: Option<HeaderValue>,
 }
 
+/// Who is asking: the resolved client address and, over mutual TLS, the names in its
+/// verified certificate.
+pub struct Client<'a> {
+    pub ip: IpAddr,
+    pub identity: Option<&'a [String]>,
+}
+
 /// Checks `req` from `client` for `route` under the rules of `generation`, taking a slot
 /// from `caps`. The handshake itself has been checked.
 pub fn admit<B>(
     req: &Request<B>,
     route: &RoutePlan,
-    client: IpAddr,
+    client: Client<'_>,
     generation: &Generation,
     caps: &SessionCaps,
 ) -> Result<Admitted, Reject> {
+    if !route.client_names.is_empty() {
+        let named = client
+            .identity
+            .is_some_and(|names| names.iter().any(|n| route.client_names.contains(n)));
+        if !named {
+            return Err(Reject::ClientCertificate);
+        }
+    }
     let origin = req.headers().get(ORIGIN).map(HeaderValue::as_bytes);
     if route.origins.check(origin) == OriginCheck::Refused {
         return Err(Reject::Origin);
     }
-    let key = ipv6_prefix_key(client, generation.cfg.limits.ipv6_prefix);
+    let key = ipv6_prefix_key(client.ip, generation.cfg.limits.ipv6_prefix);
     generation.rates.check(key).map_err(|r| match r {
         RateRefusal::PerClient { retry_after } => Reject::RateLimited { retry_after },
         RateRefusal::Global { retry_after } => Reject::Overloaded { retry_after },

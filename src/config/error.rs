@@ -42,6 +42,13 @@ impl ConfigError {
         }
     }
 
+    /// Adds one problem per `(index, message)`, keyed `key.index`.
+    pub fn push_indexed(&mut self, key: &str, problems: Vec<(usize, String)>) {
+        for (i, message) in problems {
+            self.push(format!("{key}.{i}"), message);
+        }
+    }
+
     pub fn extend(&mut self, other: Self) {
         self.problems.extend(other.problems);
     }

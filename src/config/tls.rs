@@ -30,11 +30,8 @@ pub struct Tls {
     /// How often the certificate and key files are checked for changes (`off`: only on
     /// reload).
     #[serde(with = "units::off")]
-    pub watch_interval: Option<Units>,
+    pub watch_interval: Option<units::Seconds>,
 }
-
-/// A duration inside `units::off` (which needs a type that deserializes on its own).
-pub type Units = units::Seconds;
 
 impl Default for Tls {
     fn default() -> Self {

@@ -91,14 +91,7 @@ async fn haproxy_balances_carries_the_client_and_drains_by_health_check() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let gate_config = dir.path().join("wsgate.yaml");
-    std::fs::write(
-        &gate_config,
-        markdown_yaml_block("deploy/README.md", GATE_CONFIG),
-    )
-    .unwrap();
-    let mut a = Instance::start(b'A', &gate_config).await;
-    let mut b = Instance::start(b'B', &gate_config).await;
+    let (mut a, mut b) = Instance::pair(dir.path(), GATE_CONFIG).await;
 
     let lb_addr = free_port();
     let cfg = replace_each_once(

@@ -56,6 +56,18 @@ async fn tagged_echo(tag: u8) -> SocketAddr {
 }
 
 impl Instance {
+    /// Two instances (A and B) serving the wsgate config shown in `deploy/README.md` under
+    /// the heading line `heading`, written into `dir`.
+    pub async fn pair(dir: &Path, heading: &str) -> (Self, Self) {
+        let config = dir.join("wsgate.yaml");
+        let yaml = crate::files::markdown_yaml_block("deploy/README.md", heading);
+        std::fs::write(&config, yaml).expect("write the wsgate config");
+        (
+            Self::start(b'A', &config).await,
+            Self::start(b'B', &config).await,
+        )
+    }
+
     /// Runs the binary with `config`, on an ephemeral port given by the flags (as are the
     /// backend and JSON logs), its admin listener on another, draining with a short delay.
     pub async fn start(tag: u8, config: &Path) -> Self {

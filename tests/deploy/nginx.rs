@@ -104,14 +104,7 @@ async fn nginx_balances_forwards_the_client_and_fails_over() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let gate_config = dir.path().join("wsgate.yaml");
-    std::fs::write(
-        &gate_config,
-        markdown_yaml_block("deploy/README.md", GATE_CONFIG),
-    )
-    .unwrap();
-    let mut a = Instance::start(b'A', &gate_config).await;
-    let mut b = Instance::start(b'B', &gate_config).await;
+    let (mut a, mut b) = Instance::pair(dir.path(), GATE_CONFIG).await;
 
     let lb_addr = crate::lb::free_port();
     let cfg = templated(
