@@ -11,7 +11,6 @@ use hyper::header::{
     WWW_AUTHENTICATE,
 };
 use hyper::{Response, StatusCode, Version};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::backend::BackendError;
 
@@ -195,18 +194,18 @@ pub enum SessionEnd {
 
 impl SessionEnd {
     /// The close frame the gateway sends, if any. Reasons are short fixed strings.
-    pub fn close_frame(&self) -> Option<(CloseCode, &'static str)> {
+    pub fn close_frame(&self) -> Option<(u16, &'static str)> {
         Some(match self {
             Self::ClientClosed(_) | Self::ClientGone | Self::PeerGone => return None,
-            Self::TooBig => (CloseCode::Size, "message too big"),
-            Self::TextRefused => (CloseCode::Unsupported, "text messages not accepted"),
-            Self::InvalidUtf8 => (CloseCode::Invalid, "invalid utf-8"),
-            Self::Protocol => (CloseCode::Protocol, "protocol error"),
-            Self::BackendEof => (CloseCode::Normal, "backend closed"),
-            Self::BackendIo(_) => (CloseCode::Error, "backend error"),
-            Self::BackendInvalidUtf8 => (CloseCode::Error, "backend sent invalid utf-8"),
-            Self::Idle => (CloseCode::Normal, "idle"),
-            Self::Shutdown => (CloseCode::Away, "going away"),
+            Self::TooBig => (1009, "message too big"),
+            Self::TextRefused => (1003, "text messages not accepted"),
+            Self::InvalidUtf8 => (1007, "invalid utf-8"),
+            Self::Protocol => (1002, "protocol error"),
+            Self::BackendEof => (1000, "backend closed"),
+            Self::BackendIo(_) => (1011, "backend error"),
+            Self::BackendInvalidUtf8 => (1011, "backend sent invalid utf-8"),
+            Self::Idle => (1000, "idle"),
+            Self::Shutdown => (1001, "going away"),
         })
     }
 
@@ -215,7 +214,7 @@ impl SessionEnd {
     pub fn logged_code(&self) -> u16 {
         match (self, self.close_frame()) {
             (Self::ClientClosed(code), _) => code.unwrap_or(1005),
-            (_, Some((code, _))) => code.into(),
+            (_, Some((code, _))) => code,
             (_, None) => 1006,
         }
     }

@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, timeout};
-use tracing::{Instrument, debug, info_span};
+use tracing::debug;
 
 use crate::backend::{self, BackendError};
 use crate::config::Limits;
@@ -269,7 +269,6 @@ async fn upgrade(
         .backend_connect_seconds
         .observe(started.elapsed().as_secs_f64());
     let id = shared.next_id();
-    let span = info_span!("session", id);
     let info = SessionInfo {
         id,
         client,
@@ -279,14 +278,8 @@ async fn upgrade(
         protocol: opening.protocol(),
     };
     let on_upgrade = hyper::upgrade::on(req);
-    let session = session::run(
-        on_upgrade,
-        backend.stream,
-        info,
-        generation.ws_config,
-        shared.clone(),
-    );
-    shared.life.spawn(session.instrument(span));
+    let session = session::run(on_upgrade, backend.stream, info, shared.clone());
+    shared.life.spawn(session);
     Ok(handshake::accepted(&opening, admitted.protocol))
 }
 

@@ -16,6 +16,7 @@ pub mod config;
 pub mod demo;
 pub mod devcert;
 pub mod error;
+pub mod frame;
 pub mod handshake;
 pub mod health;
 pub mod http;

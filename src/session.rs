@@ -6,11 +6,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::{debug, info, warn};
 
 use crate::admission::SessionSlot;
@@ -35,14 +32,13 @@ pub async fn run(
     on_upgrade: OnUpgrade,
     backend: TcpStream,
     info: SessionInfo,
-    ws_config: WebSocketConfig,
     shared: Arc<Shared>,
 ) {
     let started = Instant::now();
     let upgraded = match on_upgrade.await {
         Ok(upgraded) => upgraded,
         Err(e) => {
-            debug!(error = %e, "client left before the upgrade completed");
+            debug!(conn_id = info.id, error = %e, "client left before the upgrade completed");
             return;
         }
     };
@@ -52,12 +48,12 @@ pub async fn run(
     // The plain-TCP case skips hyper's boxed IO; anything else goes through it.
     let outcome = match upgraded.downcast::<TokioIo<TcpStream>>() {
         Ok(parts) => {
-            let ws = websocket(parts.io.into_inner(), parts.read_buf, ws_config).await;
-            pump::run(ws, backend, cfg, metrics, stopping).await
+            let client = parts.io.into_inner();
+            pump::run(client, parts.read_buf, backend, cfg, metrics, stopping).await
         }
         Err(upgraded) => {
-            let ws = websocket(TokioIo::new(upgraded), Bytes::new(), ws_config).await;
-            pump::run(ws, backend, cfg, metrics, stopping).await
+            let client = TokioIo::new(upgraded);
+            pump::run(client, Bytes::new(), backend, cfg, metrics, stopping).await
         }
     };
     metrics.active.dec();
@@ -67,25 +63,19 @@ pub async fn run(
     log_access(&info, &outcome, started);
 }
 
-/// Wraps the upgraded stream, keeping any bytes the client sent right behind its request.
-async fn websocket<S>(io: S, already_read: Bytes, config: WebSocketConfig) -> WebSocketStream<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    if already_read.is_empty() {
-        WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await
-    } else {
-        WebSocketStream::from_partially_read(io, already_read.to_vec(), Role::Server, Some(config))
-            .await
-    }
-}
-
 /// The one line per finished session; a failed backend also gets a warning of its own.
 fn log_access(info: &SessionInfo, outcome: &Outcome, started: Instant) {
     let end = &outcome.end;
     match end {
-        SessionEnd::BackendIo(kind) => warn!(error = %kind, "backend connection failed"),
-        SessionEnd::BackendInvalidUtf8 => warn!("backend sent invalid utf-8 on a text route"),
+        SessionEnd::BackendIo(kind) => {
+            warn!(conn_id = info.id, error = %kind, "backend connection failed");
+        }
+        SessionEnd::BackendInvalidUtf8 => {
+            warn!(
+                conn_id = info.id,
+                "backend sent invalid utf-8 on a text route"
+            );
+        }
         _ => {}
     }
     info!(

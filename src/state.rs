@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{error, info};
 
 use crate::admission::{OriginPolicy, RateLimits, SessionCaps};
@@ -78,7 +77,6 @@ pub struct Generation {
     routes: HashMap<String, Arc<RoutePlan>>,
     pub trusted: TrustedProxies,
     pub rates: Arc<RateLimits>,
-    pub ws_config: WebSocketConfig,
     /// The TLS setup, when `tls` is on.
     pub tls: Option<Arc<TlsSetup>>,
 }
@@ -112,20 +110,11 @@ impl Generation {
             Some(p) if same_rates(&p.cfg.limits, &cfg.limits) => p.rates.clone(),
             _ => Arc::new(RateLimits::new(&cfg.limits)),
         };
-        let l = &cfg.limits;
-        // Writes go out per message (write_buffer_size 0): the pump already sends one
-        // message at a time, and buffering would only hold bytes back from the client.
-        let ws_config = WebSocketConfig::default()
-            .read_buffer_size(l.read_buffer_size.as_usize())
-            .write_buffer_size(0)
-            .max_message_size(Some(l.max_message_size.as_usize()))
-            .max_frame_size(Some(l.max_frame_size.as_usize()));
         Ok(Self {
             cfg,
             routes,
             trusted: trusted.unwrap_or_default(),
             rates,
-            ws_config,
             tls,
         })
     }

@@ -13,7 +13,7 @@ pub struct Limits {
     pub max_message_size: ByteSize,
     /// Largest single client frame payload; larger closes with 1009.
     pub max_frame_size: ByteSize,
-    /// Bytes the WebSocket reader asks the client socket for at a time (its buffer size).
+    /// Most bytes read from the client socket at once (from a buffer lent only during the read).
     pub read_buffer_size: ByteSize,
     /// Most bytes read from the backend at once, so the largest message sent to the client.
     pub backend_read_size: ByteSize,
@@ -57,7 +57,7 @@ impl Default for Limits {
         Self {
             max_message_size: ByteSize::mib(1),
             max_frame_size: ByteSize::mib(1),
-            read_buffer_size: ByteSize::kib(8),
+            read_buffer_size: ByteSize::kib(64),
             backend_read_size: ByteSize::kib(64),
             handshake_timeout: Duration::from_secs(10),
             listen_backlog: 4096,

@@ -55,18 +55,28 @@ impl<'m> Activity<'m> {
         self.at(self.heard_us.load(Relaxed))
     }
 
+    /// `n` payload bytes reached the backend.
     pub fn moved_up(&self, n: usize) {
         self.bytes_up.fetch_add(n as u64, Relaxed);
         self.metrics.bytes_up.inc_by(n as u64);
-        self.metrics.messages_up.inc();
         self.data_us
             .store(self.since_start(Instant::now()), Relaxed);
     }
 
-    pub fn moved_down(&self, n: usize) {
+    /// The client completed `n` data messages.
+    pub fn messages_up(&self, n: u32) {
+        if n > 0 {
+            self.metrics.messages_up.inc_by(u64::from(n));
+        }
+    }
+
+    /// `n` bytes came from the backend, making `messages` messages for the client.
+    pub fn moved_down(&self, n: usize, messages: u32) {
         self.bytes_down.fetch_add(n as u64, Relaxed);
         self.metrics.bytes_down.inc_by(n as u64);
-        self.metrics.messages_down.inc();
+        if messages > 0 {
+            self.metrics.messages_down.inc_by(u64::from(messages));
+        }
         self.data_us
             .store(self.since_start(Instant::now()), Relaxed);
     }

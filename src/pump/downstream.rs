@@ -1,98 +1,143 @@
-//! Backend to client, plus everything else that writes to the client: pings on schedule and
-//! the judgement of a silent client. One loop, so that a client which stops reading still
-//! has its liveness judged, and the backend is read only when the previous message has left.
+//! Backend to client. The backend is read only when the writer is idle (one frame in flight
+//! per session, nothing queued), into a pooled buffer that leaves room in front for the
+//! frame header, so header and payload leave in one write without a copy. On text routes a
+//! read is sent up to its last complete character; the rest of a cut character (≤ 3 bytes)
+//! waits for the next read.
 
-use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
-use futures_util::Sink;
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::time::{Instant, sleep_until};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
 
-use super::PumpConfig;
 use super::activity::Activity;
-use super::backend_read::{Read, Utf8Carry, read_ready};
-use super::liveness::{LivenessTimer, Tick};
+use super::pool;
 use super::throttle::Throttle;
 use super::writer::ClientWriter;
-use crate::config::MessageType;
 use crate::error::SessionEnd;
+use crate::frame::header::encode_server;
+use crate::frame::utf8::complete_prefix;
+use crate::frame::{MAX_SERVER_HEADER, OpCode};
 
-/// Runs until the backend ends, the client is judged gone or idle, or shutdown completes.
-/// On shutdown it first delivers the message already read, then returns.
-pub async fn run<Si>(
-    back: &OwnedReadHalf,
-    writer: &mut ClientWriter<Si>,
-    cfg: &PumpConfig,
-    act: &Activity<'_>,
-    stopping: impl Future<Output = ()>,
-) -> SessionEnd
-where
-    Si: Sink<Message, Error = WsError> + Unpin,
-{
-    let mut timer = LivenessTimer::new(
-        cfg.ping_interval,
-        cfg.pong_timeout,
-        cfg.idle_timeout,
-        Instant::now(),
-    );
-    let sleep = sleep_until(timer.next_wake(act));
-    tokio::pin!(sleep, stopping);
-    let mut text = (cfg.message_type == MessageType::Text).then(Utf8Carry::default);
-    let (mut draining, mut ping_waiting) = (false, false);
-    let mut throttle = cfg
-        .max_bytes_per_second
-        .map(|bps| Throttle::new(bps, Instant::now()));
-    let mut resume_at: Option<Instant> = None;
-    loop {
-        if writer.is_idle() {
-            if draining {
-                return SessionEnd::Shutdown;
-            }
-            if ping_waiting {
-                writer.queue(Message::Ping(Bytes::new()));
-                act.pinged();
-                ping_waiting = false;
-            }
+/// Room kept in front of the payload: the longest header, plus a cut character carried over.
+pub const HEADROOM: usize = MAX_SERVER_HEADER + 3;
+
+pub struct Downstream {
+    text: bool,
+    carry: [u8; 3],
+    carry_len: usize,
+    read_size: usize,
+    buffer_size: usize,
+    throttle: Option<Throttle>,
+    resume_at: Option<Instant>,
+}
+
+impl Downstream {
+    pub fn new(
+        text: bool,
+        read_size: usize,
+        buffer_size: usize,
+        throttle: Option<Throttle>,
+    ) -> Self {
+        Self {
+            text,
+            carry: [0; 3],
+            carry_len: 0,
+            read_size,
+            buffer_size,
+            throttle,
+            resume_at: None,
         }
-        let idle = writer.is_idle();
-        tokio::select! {
-            biased;
-            sent = writer.drive(), if !idle => {
-                if sent.is_err() {
-                    return SessionEnd::ClientGone;
-                }
+    }
+
+    pub fn resume_at(&self) -> Option<Instant> {
+        self.resume_at
+    }
+
+    /// Moves backend bytes and waiting control frames to the client until something has to
+    /// wait; ready when the session must end. While `draining`, the backend is no longer
+    /// read: ready with [`SessionEnd::Shutdown`] once what was read has left.
+    pub fn poll<C>(
+        &mut self,
+        cx: &mut Context<'_>,
+        backend: &mut TcpStream,
+        writer: &mut ClientWriter,
+        client: &mut C,
+        act: &Activity<'_>,
+        draining: bool,
+    ) -> Poll<SessionEnd>
+    where
+        C: AsyncWrite + Unpin,
+    {
+        loop {
+            if ready!(writer.poll_write_out(cx, client)).is_err() {
+                return Poll::Ready(SessionEnd::ClientGone);
             }
-            () = &mut stopping, if !draining => draining = true,
-            () = &mut sleep => {
-                match timer.on_wake(Instant::now(), act, writer.delivered()) {
-                    Tick::SendPing => ping_waiting = true,
-                    Tick::Dead => return SessionEnd::PeerGone,
-                    Tick::Idle => return SessionEnd::Idle,
-                    Tick::Wait => {}
-                }
-                sleep.as_mut().reset(timer.next_wake(act));
+            if writer.start_control(act) {
+                continue;
             }
-            () = async { if let Some(at) = resume_at { sleep_until(at).await } }, if resume_at.is_some() => {
-                resume_at = None;
+            if draining {
+                return Poll::Ready(SessionEnd::Shutdown);
             }
-            ready = back.readable(), if idle && !draining && resume_at.is_none() => {
-                if let Err(e) = ready {
-                    return SessionEnd::BackendIo(e.kind());
+            if let Some(at) = self.resume_at {
+                if Instant::now() < at {
+                    return Poll::Pending;
                 }
-                match read_ready(back, cfg.backend_read_size, text.as_mut()) {
-                    Read::Message(msg, n) => {
-                        act.moved_down(n);
-                        writer.queue(msg);
-                        resume_at = throttle.as_mut().and_then(|t| t.charge(n, Instant::now()));
-                    }
-                    Read::Nothing => {}
-                    Read::Eof => return SessionEnd::BackendEof,
-                    Read::InvalidUtf8 => return SessionEnd::BackendInvalidUtf8,
-                    Read::Failed(kind) => return SessionEnd::BackendIo(kind),
-                }
+                self.resume_at = None;
             }
+            let mut buf = pool::take(self.buffer_size);
+            let start = HEADROOM - self.carry_len;
+            buf[start..HEADROOM].copy_from_slice(&self.carry[..self.carry_len]);
+            let mut read = ReadBuf::new(&mut buf[HEADROOM..HEADROOM + self.read_size]);
+            let n = match Pin::new(&mut *backend).poll_read(cx, &mut read) {
+                Poll::Pending => {
+                    pool::give(buf);
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(SessionEnd::BackendIo(e.kind())),
+                Poll::Ready(Ok(())) => read.filled().len(),
+            };
+            if n == 0 {
+                pool::give(buf);
+                return Poll::Ready(if self.carry_len > 0 {
+                    SessionEnd::BackendInvalidUtf8
+                } else {
+                    SessionEnd::BackendEof
+                });
+            }
+            let end = HEADROOM + n;
+            let payload_end = if self.text {
+                let Some(complete) = complete_prefix(&buf[start..end]) else {
+                    return Poll::Ready(SessionEnd::BackendInvalidUtf8);
+                };
+                let cut = start + complete;
+                self.carry_len = end - cut;
+                self.carry[..self.carry_len].copy_from_slice(&buf[cut..end]);
+                cut
+            } else {
+                end
+            };
+            let payload = payload_end - start;
+            act.moved_down(n, u32::from(payload > 0));
+            self.resume_at = self
+                .throttle
+                .as_mut()
+                .and_then(|t| t.charge(n, Instant::now()));
+            if payload == 0 {
+                pool::give(buf);
+                continue;
+            }
+            let opcode = if self.text {
+                OpCode::Text
+            } else {
+                OpCode::Binary
+            };
+            let mut header = [0u8; MAX_SERVER_HEADER];
+            let header_len = encode_server(opcode, payload, &mut header);
+            let frame_start = start - header_len;
+            buf[frame_start..start].copy_from_slice(&header[MAX_SERVER_HEADER - header_len..]);
+            writer.send_data(buf, frame_start, payload_end);
         }
     }
 }

@@ -1,38 +1,48 @@
 //! After the 101: bytes both ways between one WebSocket client and one backend connection,
-//! ping/pong liveness, and the close handshake. The two directions are separate loops
-//! joined by one `select!`, so neither waits on the other; the close frame is chosen in one
-//! place ([`SessionEnd::close_frame`]) and sent by the one writer.
+//! ping/pong liveness, and the close handshake. A session is one hand-written state
+//! machine polled by one task: the two directions ([`upstream`], [`downstream`]) never wait
+//! on each other, the one [`writer`] sends data, pongs, pings and the close frame, and the
+//! liveness timer and shutdown signal are polled alongside. Buffers come from a per-thread
+//! [`pool`] only while bytes are in flight, so an idle session holds its small state and
+//! nothing else.
 
 mod activity;
-mod backend_read;
 mod downstream;
 mod liveness;
+pub mod pool;
 mod throttle;
 mod upstream;
 mod writer;
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, timeout_at};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio::time::{Instant, Sleep, sleep_until, timeout_at};
 
 use crate::config::{Config, MessageType, Route};
 use crate::error::SessionEnd;
+use crate::frame::{FrameLimits, close};
 use crate::metrics::RouteMetrics;
 use activity::Activity;
+use downstream::{Downstream, HEADROOM};
+use liveness::{LivenessTimer, Tick};
+use throttle::Throttle;
+use upstream::Upstream;
 use writer::ClientWriter;
 
 /// The settings one session runs with, fixed when it starts.
 #[derive(Debug, Clone)]
 pub struct PumpConfig {
     pub message_type: MessageType,
-    pub accept_text: bool,
+    pub limits: FrameLimits,
+    /// The most read from the client at once.
+    pub read_buffer_size: usize,
+    /// The most read from the backend at once (one frame to the client).
     pub backend_read_size: usize,
     pub ping_interval: Duration,
     pub pong_timeout: Duration,
@@ -44,16 +54,32 @@ pub struct PumpConfig {
 
 impl PumpConfig {
     pub fn new(cfg: &Config, route: &Route) -> Self {
+        let l = &cfg.limits;
         Self {
             message_type: route.message_type,
-            accept_text: route.accept_text,
-            backend_read_size: cfg.limits.backend_read_size.as_usize(),
+            limits: FrameLimits {
+                max_frame: l.max_frame_size.0,
+                max_message: l.max_message_size.0,
+                accept_text: route.accept_text,
+            },
+            read_buffer_size: l.read_buffer_size.as_usize(),
+            backend_read_size: l.backend_read_size.as_usize(),
             ping_interval: cfg.liveness.ping_interval,
             pong_timeout: cfg.liveness.pong_timeout,
             idle_timeout: cfg.liveness.idle_timeout,
             close_timeout: cfg.liveness.close_timeout,
-            max_bytes_per_second: cfg.limits.max_bytes_per_second.map(|b| b.0),
+            max_bytes_per_second: l.max_bytes_per_second.map(|b| b.0),
         }
+    }
+
+    /// One buffer size for both directions, so the pool serves both.
+    fn buffer_size(&self) -> usize {
+        self.read_buffer_size.max(HEADROOM + self.backend_read_size)
+    }
+
+    fn throttle(&self) -> Option<Throttle> {
+        self.max_bytes_per_second
+            .map(|bps| Throttle::new(bps, Instant::now()))
     }
 }
 
@@ -65,62 +91,169 @@ pub struct Outcome {
     pub bytes_down: u64,
 }
 
-/// Pipes `ws` and `backend` until one side ends, then closes both. `stopping` resolves when
-/// the gateway shuts down: the session then closes with 1001 once the data already read
-/// from the backend has reached the client.
-pub async fn run<S>(
-    ws: WebSocketStream<S>,
+/// Pipes `client` and `backend` until one side ends, then closes both. `early` holds bytes
+/// the client sent right behind its upgrade request. `stopping` resolves when the gateway
+/// shuts down: the session then closes with 1001 once the data already read from the
+/// backend has reached the client.
+pub async fn run<C>(
+    client: C,
+    early: Bytes,
     backend: TcpStream,
     cfg: &PumpConfig,
     metrics: &RouteMetrics,
     stopping: impl Future<Output = ()>,
 ) -> Outcome
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    C: AsyncRead + AsyncWrite + Unpin,
 {
     let act = Activity::new(Instant::now(), metrics);
-    let (sink, mut stream) = ws.split();
-    let mut writer = ClientWriter::new(sink);
-    let (back_rx, mut back_tx) = backend.into_split();
-
-    let mut up = Box::pin(upstream::run(&mut stream, &mut back_tx, cfg, &act));
-    let mut up_done = false;
-    let end = tokio::select! {
-        biased;
-        end = &mut up => {
-            up_done = true;
-            end
-        }
-        end = downstream::run(&back_rx, &mut writer, cfg, &act, stopping) => end,
+    let buffer_size = cfg.buffer_size();
+    let mut pump = Pump {
+        client,
+        backend,
+        up: Upstream::new(
+            cfg.limits,
+            cfg.read_buffer_size,
+            buffer_size,
+            early,
+            cfg.throttle(),
+        ),
+        down: Downstream::new(
+            cfg.message_type == MessageType::Text,
+            cfg.backend_read_size,
+            buffer_size,
+            cfg.throttle(),
+        ),
+        writer: ClientWriter::default(),
+        timer: LivenessTimer::new(
+            cfg.ping_interval,
+            cfg.pong_timeout,
+            cfg.idle_timeout,
+            Instant::now(),
+        ),
+        act: &act,
+        draining: false,
     };
-
-    // The close handshake, bounded as a whole by close_timeout.
+    let sleep = sleep_until(pump.timer.next_wake(&act));
+    tokio::pin!(sleep, stopping);
+    let end = poll_fn(|cx| pump.poll_open(cx, sleep.as_mut(), stopping.as_mut())).await;
     let deadline = Instant::now() + cfg.close_timeout;
-    let closing = async {
-        if let Some((code, reason)) = end.close_frame() {
-            let frame = CloseFrame {
-                code,
-                reason: reason.into(),
-            };
-            let _ = writer.send(Message::Close(Some(frame))).await;
-            if end.awaits_client_close() && !up_done {
-                // Keep forwarding until the client's own close frame (or failure).
-                let _ = (&mut up).await;
-            }
-        } else if matches!(end, SessionEnd::ClientClosed(_)) {
-            // tungstenite has queued the reply to the client's close frame.
-            let _ = writer.flush().await;
-        }
-    };
-    let _ = timeout_at(deadline, closing).await;
-    drop(up);
-    if matches!(end, SessionEnd::ClientClosed(_)) {
-        // Half-close first, so the backend reads a clean EOF; dropping then closes it.
-        let _ = timeout_at(deadline, back_tx.shutdown()).await;
-    }
+    let _ = timeout_at(deadline, pump.close(&end)).await;
     Outcome {
         end,
         bytes_up: act.bytes_up(),
         bytes_down: act.bytes_down(),
+    }
+}
+
+struct Pump<'a, C> {
+    client: C,
+    backend: TcpStream,
+    up: Upstream,
+    down: Downstream,
+    writer: ClientWriter,
+    timer: LivenessTimer,
+    act: &'a Activity<'a>,
+    draining: bool,
+}
+
+impl<C> Pump<'_, C>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Runs both directions until the session ends.
+    fn poll_open(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut sleep: Pin<&mut Sleep>,
+        stopping: Pin<&mut impl Future<Output = ()>>,
+    ) -> Poll<SessionEnd> {
+        if !self.draining && stopping.poll(cx).is_ready() {
+            self.draining = true;
+        }
+        while sleep.as_mut().poll(cx).is_ready() {
+            match self
+                .timer
+                .on_wake(Instant::now(), self.act, self.writer.delivered())
+            {
+                Tick::SendPing => self.writer.ping(),
+                Tick::Dead => return Poll::Ready(SessionEnd::PeerGone),
+                Tick::Idle => return Poll::Ready(SessionEnd::Idle),
+                Tick::Wait => {}
+            }
+            sleep.as_mut().reset(self.timer.next_wake(self.act));
+        }
+        if let Poll::Ready(end) = self
+            .up
+            .poll(cx, &mut self.client, &mut self.backend, self.act)
+        {
+            return Poll::Ready(end);
+        }
+        if let Some(ping) = self.up.take_ping() {
+            self.writer.answer_ping(&ping);
+        }
+        let down = self.down.poll(
+            cx,
+            &mut self.backend,
+            &mut self.writer,
+            &mut self.client,
+            self.act,
+            self.draining,
+        );
+        if let Poll::Ready(end) = down {
+            return Poll::Ready(end);
+        }
+        // A throttled direction must be woken when it may move again.
+        let resume = [self.up.resume_at(), self.down.resume_at()]
+            .into_iter()
+            .flatten()
+            .min();
+        if let Some(at) = resume.filter(|at| *at < sleep.deadline()) {
+            sleep.as_mut().reset(at);
+            if sleep.as_mut().poll(cx).is_ready() {
+                cx.waker().wake_by_ref();
+            }
+        }
+        Poll::Pending
+    }
+
+    /// The close handshake: the frame in flight is finished, then our close frame (or the
+    /// reply to the client's) goes out; after a gateway- or backend-side end the client's
+    /// data keeps flowing to the backend until its own close frame. The caller bounds it.
+    async fn close(&mut self, end: &SessionEnd) {
+        let frame = match end {
+            SessionEnd::ClientClosed(code) => Some(close::frame(*code, "")),
+            _ => match end.close_frame() {
+                Some((code, reason)) => Some(close::frame(Some(code), reason)),
+                // The client is gone or unresponsive: nothing to say to it.
+                None => return,
+            },
+        };
+        self.writer.begin_close(frame);
+        let mut awaiting_client = end.awaits_client_close();
+        let client_closed = matches!(end, SessionEnd::ClientClosed(_));
+        poll_fn(|cx| {
+            if awaiting_client
+                && self
+                    .up
+                    .poll(cx, &mut self.client, &mut self.backend, self.act)
+                    .is_ready()
+            {
+                awaiting_client = false;
+            }
+            let written = self.writer.poll_finish(cx, &mut self.client, self.act);
+            match written {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(())) if awaiting_client => return Poll::Pending,
+                Poll::Ready(Ok(())) => {}
+            }
+            if client_closed && upstream::poll_shutdown_backend(cx, &mut self.backend).is_pending()
+            {
+                return Poll::Pending;
+            }
+            Pin::new(&mut self.client).poll_shutdown(cx).map(|_| ())
+        })
+        .await;
     }
 }

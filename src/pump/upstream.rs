@@ -1,80 +1,176 @@
-//! Client to backend: every data message's payload written to the backend in order.
-//! Waiting on a slow backend here is the backpressure: the client's frames stay in the
-//! kernel until the backend takes what came before.
+//! Client to backend. The client is read only when the backend has taken everything read
+//! before (the backpressure: unread frames stay in the kernel), into a pooled buffer taken
+//! at the moment of the read and given back once its payload has been written on.
 
-use futures_util::{Stream, StreamExt};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::time::{Instant, sleep_until};
-use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use super::PumpConfig;
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
 use super::activity::Activity;
+use super::pool;
 use super::throttle::Throttle;
 use crate::error::SessionEnd;
+use crate::frame::reader::Stop;
+use crate::frame::{FrameLimits, FrameReader};
 
-/// Runs until the client closes, fails, or the backend stops accepting bytes.
-/// Cancel-safety: dropping it mid-write loses the rest of that one message, which is only
-/// done once the session is ending anyway.
-pub async fn run<St>(
-    stream: &mut St,
-    back: &mut OwnedWriteHalf,
-    cfg: &PumpConfig,
-    act: &Activity<'_>,
-) -> SessionEnd
-where
-    St: Stream<Item = Result<Message, WsError>> + Unpin,
-{
-    let mut throttle = cfg
-        .max_bytes_per_second
-        .map(|bps| Throttle::new(bps, Instant::now()));
-    loop {
-        let msg = match stream.next().await {
-            None => return SessionEnd::ClientGone,
-            Some(Err(e)) => return classify(e),
-            Some(Ok(msg)) => msg,
-        };
-        act.heard_client();
-        let payload = match msg {
-            Message::Binary(bytes) => bytes,
-            Message::Text(text) if cfg.accept_text => text.into(),
-            Message::Text(_) => return SessionEnd::TextRefused,
-            Message::Close(frame) => return SessionEnd::ClientClosed(frame.map(|f| f.code.into())),
-            // Pings are answered by tungstenite on the next read; pongs only prove life.
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-        };
-        if payload.is_empty() {
-            continue;
+/// Payload read from the client that the backend has not fully taken yet.
+struct Pending {
+    buf: Box<[u8]>,
+    pos: usize,
+    end: usize,
+    /// How the client's stream ended right after this payload, if it did.
+    then: Option<Stop>,
+}
+
+pub struct Upstream {
+    reader: FrameReader,
+    limits: FrameLimits,
+    read_size: usize,
+    buffer_size: usize,
+    /// Bytes the client sent right behind its upgrade request, read by the HTTP layer.
+    early: Bytes,
+    pending: Option<Pending>,
+    throttle: Option<Throttle>,
+    resume_at: Option<Instant>,
+}
+
+impl Upstream {
+    pub fn new(
+        limits: FrameLimits,
+        read_size: usize,
+        buffer_size: usize,
+        early: Bytes,
+        throttle: Option<Throttle>,
+    ) -> Self {
+        Self {
+            reader: FrameReader::default(),
+            limits,
+            read_size,
+            buffer_size,
+            early,
+            pending: None,
+            throttle,
+            resume_at: None,
         }
-        act.set_upstream_blocked(true);
-        let written = back.write_all(&payload).await;
-        act.set_upstream_blocked(false);
-        if let Err(e) = written {
-            return SessionEnd::BackendIo(e.kind());
-        }
-        act.moved_up(payload.len());
-        if let Some(until) = throttle
-            .as_mut()
-            .and_then(|t| t.charge(payload.len(), Instant::now()))
-        {
-            // Not reading the client is the point here; its silence is not its fault.
-            act.set_upstream_blocked(true);
-            sleep_until(until).await;
-            act.set_upstream_blocked(false);
+    }
+
+    /// When this direction may read again after the throttle held it back.
+    pub fn resume_at(&self) -> Option<Instant> {
+        self.resume_at
+    }
+
+    /// The payload of a ping the client sent, to be answered.
+    pub fn take_ping(&mut self) -> Option<Vec<u8>> {
+        self.reader.take_ping()
+    }
+
+    /// Moves client frames to the backend until either side has to wait; ready when the
+    /// client's stream ends (a close frame, a violation, or the connection) or the backend
+    /// fails. Data read before the end is written first.
+    pub fn poll<C>(
+        &mut self,
+        cx: &mut Context<'_>,
+        client: &mut C,
+        backend: &mut TcpStream,
+        act: &Activity<'_>,
+    ) -> Poll<SessionEnd>
+    where
+        C: AsyncRead + Unpin,
+    {
+        loop {
+            if let Some(p) = &mut self.pending {
+                while p.pos < p.end {
+                    match Pin::new(&mut *backend).poll_write(cx, &p.buf[p.pos..p.end]) {
+                        Poll::Pending => {
+                            act.set_upstream_blocked(true);
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(Ok(0)) => {
+                            return Poll::Ready(SessionEnd::BackendIo(io::ErrorKind::WriteZero));
+                        }
+                        Poll::Ready(Ok(n)) => p.pos += n,
+                        Poll::Ready(Err(e)) => return Poll::Ready(SessionEnd::BackendIo(e.kind())),
+                    }
+                }
+                act.set_upstream_blocked(false);
+                let Some(done) = self.pending.take() else {
+                    continue;
+                };
+                pool::give(done.buf);
+                act.moved_up(done.end);
+                if let Some(stop) = done.then {
+                    return Poll::Ready(end_of(stop));
+                }
+                self.resume_at = self
+                    .throttle
+                    .as_mut()
+                    .and_then(|t| t.charge(done.end, Instant::now()));
+            }
+            if let Some(at) = self.resume_at {
+                if Instant::now() < at {
+                    // Not reading the client is the point here; its silence is not its fault.
+                    act.set_upstream_blocked(true);
+                    return Poll::Pending;
+                }
+                self.resume_at = None;
+                act.set_upstream_blocked(false);
+            }
+            let mut buf = pool::take(self.buffer_size);
+            let n = if self.early.is_empty() {
+                let mut read = ReadBuf::new(&mut buf[..self.read_size]);
+                match Pin::new(&mut *client).poll_read(cx, &mut read) {
+                    Poll::Pending => {
+                        pool::give(buf);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Ok(())) => read.filled().len(),
+                    Poll::Ready(Err(_)) => 0,
+                }
+            } else {
+                let n = self.early.len().min(self.read_size);
+                buf[..n].copy_from_slice(&self.early.split_to(n));
+                n
+            };
+            if n == 0 {
+                pool::give(buf);
+                return Poll::Ready(SessionEnd::ClientGone);
+            }
+            act.heard_client();
+            let fed = self.reader.feed(&mut buf[..n], &self.limits);
+            act.messages_up(fed.messages);
+            if fed.data > 0 {
+                self.pending = Some(Pending {
+                    buf,
+                    pos: 0,
+                    end: fed.data,
+                    then: fed.stop,
+                });
+                continue;
+            }
+            pool::give(buf);
+            if let Some(stop) = fed.stop {
+                return Poll::Ready(end_of(stop));
+            }
         }
     }
 }
 
-/// Maps a read error from the client to how the session ends.
-fn classify(e: WsError) -> SessionEnd {
-    match e {
-        WsError::Capacity(_) => SessionEnd::TooBig,
-        WsError::Utf8(_) => SessionEnd::InvalidUtf8,
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
-        | WsError::Io(_)
-        | WsError::ConnectionClosed
-        | WsError::AlreadyClosed => SessionEnd::ClientGone,
-        _ => SessionEnd::Protocol,
+fn end_of(stop: Stop) -> SessionEnd {
+    match stop {
+        Stop::Closed(code) => SessionEnd::ClientClosed(code),
+        Stop::TooBig => SessionEnd::TooBig,
+        Stop::TextRefused => SessionEnd::TextRefused,
+        Stop::InvalidUtf8 => SessionEnd::InvalidUtf8,
+        Stop::Protocol => SessionEnd::Protocol,
     }
+}
+
+/// Half-closes the backend (it reads a clean EOF) once the client has said goodbye.
+pub fn poll_shutdown_backend(cx: &mut Context<'_>, backend: &mut TcpStream) -> Poll<()> {
+    Pin::new(backend).poll_shutdown(cx).map(|_| ())
 }

@@ -1,86 +1,162 @@
-//! The one writer towards the client. Data, pings and the final close frame all pass here,
-//! one message at a time: a message is queued only when the previous one has reached the
-//! socket, so nothing piles up in memory when the client reads slowly.
+//! The one writer towards the client. Data frames, pongs, pings and the final close frame
+//! all pass here, one frame at a time: a frame is started only when the previous one has
+//! reached the socket, so nothing piles up in memory when the client reads slowly, and a
+//! control frame never lands inside a data frame.
 
-use std::future::poll_fn;
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use futures_util::Sink;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio::io::AsyncWrite;
 
-pub struct ClientWriter<Si> {
-    sink: Si,
-    queued: Option<Message>,
+use super::activity::Activity;
+use super::pool;
+use crate::frame::OpCode;
+use crate::frame::close::control_frame;
+
+/// The bytes of one frame on their way out.
+enum Frame {
+    /// Header and payload in a pooled buffer.
+    Data(Box<[u8]>),
+    Control(Vec<u8>),
+}
+
+impl Frame {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Data(b) => b,
+            Self::Control(v) => v,
+        }
+    }
+}
+
+struct InFlight {
+    frame: Frame,
+    pos: usize,
+    end: usize,
+}
+
+#[derive(Default)]
+pub struct ClientWriter {
+    current: Option<InFlight>,
+    /// Written, but the stream (TLS, HTTP/2) may still hold it.
     flushing: bool,
-    /// Whether the message being flushed carries data (pings and closes do not count).
     flushing_data: bool,
-    /// Data messages that have fully reached the socket: proof the client is draining us.
+    /// The answer to the latest ping (only the latest needs one).
+    pong: Option<Vec<u8>>,
+    ping_due: bool,
+    close: Option<Vec<u8>>,
+    /// Data frames that have fully reached the socket: proof the client is draining us.
     delivered: u64,
 }
 
-impl<Si> ClientWriter<Si>
-where
-    Si: Sink<Message, Error = WsError> + Unpin,
-{
-    pub fn new(sink: Si) -> Self {
-        Self {
-            sink,
-            queued: None,
-            flushing: false,
-            flushing_data: false,
-            delivered: 0,
-        }
-    }
-
-    /// Nothing queued or half-written: a new message may be queued.
-    pub fn is_idle(&self) -> bool {
-        self.queued.is_none() && !self.flushing
-    }
-
+impl ClientWriter {
     pub fn delivered(&self) -> u64 {
         self.delivered
     }
 
-    /// Queues `msg`; [`Self::drive`] moves it to the socket. Only call when idle.
-    pub fn queue(&mut self, msg: Message) {
-        debug_assert!(self.is_idle(), "queue() while a message is in flight");
-        self.queued = Some(msg);
+    /// Nothing in flight: a new frame may start.
+    pub fn is_idle(&self) -> bool {
+        self.current.is_none() && !self.flushing
     }
 
-    /// Moves the queued message (and any reply tungstenite queued, such as a pong) into the
-    /// socket. Cancel-safe: progress is kept in `self`, so a dropped call can be resumed.
-    pub fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        if self.queued.is_some() {
-            ready!(Pin::new(&mut self.sink).poll_ready(cx))?;
-            if let Some(msg) = self.queued.take() {
-                self.flushing_data = msg.is_binary() || msg.is_text();
-                Pin::new(&mut self.sink).start_send(msg)?;
+    /// Sends `buf[start..end]`, a data frame with its header. Only when idle.
+    pub fn send_data(&mut self, buf: Box<[u8]>, start: usize, end: usize) {
+        debug_assert!(self.is_idle(), "send_data() while a frame is in flight");
+        self.current = Some(InFlight {
+            frame: Frame::Data(buf),
+            pos: start,
+            end,
+        });
+    }
+
+    pub fn answer_ping(&mut self, payload: &[u8]) {
+        self.pong = Some(control_frame(OpCode::Pong, payload));
+    }
+
+    pub fn ping(&mut self) {
+        self.ping_due = true;
+    }
+
+    /// From now on only `close` (if any) goes out, after the frame in flight.
+    pub fn begin_close(&mut self, close: Option<Vec<u8>>) {
+        self.pong = None;
+        self.ping_due = false;
+        self.close = close;
+    }
+
+    /// Starts the next control frame waiting, if any; whether one was started. Only when idle.
+    pub fn start_control(&mut self, act: &Activity<'_>) -> bool {
+        let frame = if let Some(close) = self.close.take() {
+            close
+        } else if let Some(pong) = self.pong.take() {
+            pong
+        } else if std::mem::take(&mut self.ping_due) {
+            act.pinged();
+            control_frame(OpCode::Ping, &[])
+        } else {
+            return false;
+        };
+        let end = frame.len();
+        self.current = Some(InFlight {
+            frame: Frame::Control(frame),
+            pos: 0,
+            end,
+        });
+        true
+    }
+
+    /// Moves the frame in flight into the socket; ready once the writer is idle again.
+    /// Progress is kept in `self`, so a call that returned `Pending` resumes where it was.
+    pub fn poll_write_out<C>(
+        &mut self,
+        cx: &mut Context<'_>,
+        client: &mut C,
+    ) -> Poll<io::Result<()>>
+    where
+        C: AsyncWrite + Unpin,
+    {
+        if let Some(out) = &mut self.current {
+            while out.pos < out.end {
+                let n = ready!(
+                    Pin::new(&mut *client).poll_write(cx, &out.frame.bytes()[out.pos..out.end])
+                )?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                out.pos += n;
+            }
+            if let Some(done) = self.current.take() {
                 self.flushing = true;
+                self.flushing_data = matches!(done.frame, Frame::Data(_));
+                if let Frame::Data(buf) = done.frame {
+                    pool::give(buf);
+                }
             }
         }
         if self.flushing {
-            ready!(Pin::new(&mut self.sink).poll_flush(cx))?;
+            ready!(Pin::new(&mut *client).poll_flush(cx))?;
             self.flushing = false;
             self.delivered += u64::from(self.flushing_data);
         }
         Poll::Ready(Ok(()))
     }
 
-    pub async fn drive(&mut self) -> Result<(), WsError> {
-        poll_fn(|cx| self.poll_drive(cx)).await
-    }
-
-    /// Finishes what is in flight, then sends `msg`.
-    pub async fn send(&mut self, msg: Message) -> Result<(), WsError> {
-        self.drive().await?;
-        self.queue(msg);
-        self.drive().await
-    }
-
-    /// Writes out whatever tungstenite holds (e.g. the reply to a client's close frame).
-    pub async fn flush(&mut self) -> Result<(), WsError> {
-        self.drive().await?;
-        poll_fn(|cx| Pin::new(&mut self.sink).poll_flush(cx)).await
+    /// Writes out the frame in flight and every control frame waiting.
+    pub fn poll_finish<C>(
+        &mut self,
+        cx: &mut Context<'_>,
+        client: &mut C,
+        act: &Activity<'_>,
+    ) -> Poll<io::Result<()>>
+    where
+        C: AsyncWrite + Unpin,
+    {
+        loop {
+            ready!(self.poll_write_out(cx, client))?;
+            if !self.start_control(act) {
+                return Poll::Ready(Ok(()));
+            }
+        }
     }
 }

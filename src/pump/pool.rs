@@ -1,0 +1,54 @@
+//! Read buffers, lent to a session only while bytes are moving. A session takes one when a
+//! socket has data for it and gives it back as soon as that data has been written on, so an
+//! idle session holds no buffer at all, and a busy one holds at most one per direction.
+//! Each worker thread keeps a few spare buffers, so a steady stream of reads does not
+//! allocate.
+
+use std::cell::RefCell;
+
+/// Spare buffers kept per thread: enough for the sessions one thread moves at a time.
+const SPARES_PER_THREAD: usize = 8;
+
+thread_local! {
+    static SPARES: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer of exactly `size` bytes (contents unspecified).
+pub fn take(size: usize) -> Box<[u8]> {
+    SPARES
+        .with_borrow_mut(|spares| {
+            while let Some(buf) = spares.pop() {
+                // Sizes change only on reload; a spare of the old size is dropped.
+                if buf.len() == size {
+                    return Some(buf);
+                }
+            }
+            None
+        })
+        .unwrap_or_else(|| vec![0; size].into_boxed_slice())
+}
+
+/// Returns a buffer for reuse.
+pub fn give(buf: Box<[u8]>) {
+    SPARES.with_borrow_mut(|spares| {
+        if spares.len() < SPARES_PER_THREAD {
+            spares.push(buf);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_reused_and_sized() {
+        let a = take(1024);
+        let addr = a.as_ptr();
+        give(a);
+        let b = take(1024);
+        assert_eq!(b.as_ptr(), addr);
+        give(b);
+        assert_eq!(take(2048).len(), 2048);
+    }
+}
