@@ -1,10 +1,11 @@
 //! One WebSocket session, from the completed upgrade to its access-log line.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hyper::upgrade::OnUpgrade;
+use hyper::upgrade::{OnUpgrade, Parts};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -12,7 +13,8 @@ use tracing::{debug, info, warn};
 
 use crate::admission::SessionSlot;
 use crate::error::SessionEnd;
-use crate::pump::{self, Outcome};
+use crate::metrics::RouteMetrics;
+use crate::pump::{Outcome, Pump, PumpConfig};
 use crate::state::{RoutePlan, Shared};
 
 /// Who and what a session connects, for its log line.
@@ -28,39 +30,59 @@ pub struct SessionInfo {
 }
 
 /// Waits for hyper to hand over the upgraded connection, pumps, and logs the outcome.
-pub async fn run(
+/// (A function returning an `async move` block, not an `async fn`: an `async fn` would keep
+/// a second copy of its arguments in every idle session's future.)
+#[allow(clippy::manual_async_fn)] // see above: the future's size is the point
+pub fn run(
     on_upgrade: OnUpgrade,
     backend: TcpStream,
     info: SessionInfo,
     shared: Arc<Shared>,
-) {
-    let started = Instant::now();
-    let upgraded = match on_upgrade.await {
-        Ok(upgraded) => upgraded,
-        Err(e) => {
-            debug!(conn_id = info.id, error = %e, "client left before the upgrade completed");
-            return;
-        }
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let started = Instant::now();
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                debug!(conn_id = info.id, error = %e, "client left before the upgrade completed");
+                return;
+            }
+        };
+        let (cfg, metrics) = (&info.route.pump, &info.route.metrics);
+        let stopping = || shared.life.stopping();
+        metrics.active.inc();
+        // The plain-TCP case skips hyper's boxed IO; anything else goes through it.
+        let outcome = match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => plain(parts, backend, cfg, metrics).run(stopping).await,
+            Err(upgraded) => {
+                let client = TokioIo::new(upgraded);
+                let pump = Pump::new(client, Bytes::new(), backend, cfg, metrics);
+                pump.run(stopping).await
+            }
+        };
+        metrics.active.dec();
+        shared
+            .metrics
+            .session_closed(&outcome.end, started.elapsed().as_secs_f64());
+        log_access(&info, &outcome, started);
+    }
+}
+
+/// The pump for a plain TCP client, taken out of hyper's wrapper.
+fn plain<'m>(
+    parts: Parts<TokioIo<TcpStream>>,
+    backend: TcpStream,
+    cfg: &PumpConfig,
+    metrics: &'m RouteMetrics,
+) -> Pump<'m, TcpStream> {
+    // `read_buf` is a view into hyper's whole read buffer: holding even an empty one would
+    // keep that buffer alive for the session's life.
+    let early = if parts.read_buf.is_empty() {
+        Bytes::new()
+    } else {
+        Bytes::copy_from_slice(&parts.read_buf)
     };
-    let (cfg, metrics) = (&info.route.pump, &info.route.metrics);
-    let stopping = shared.life.stopping();
-    metrics.active.inc();
-    // The plain-TCP case skips hyper's boxed IO; anything else goes through it.
-    let outcome = match upgraded.downcast::<TokioIo<TcpStream>>() {
-        Ok(parts) => {
-            let client = parts.io.into_inner();
-            pump::run(client, parts.read_buf, backend, cfg, metrics, stopping).await
-        }
-        Err(upgraded) => {
-            let client = TokioIo::new(upgraded);
-            pump::run(client, Bytes::new(), backend, cfg, metrics, stopping).await
-        }
-    };
-    metrics.active.dec();
-    shared
-        .metrics
-        .session_closed(&outcome.end, started.elapsed().as_secs_f64());
-    log_access(&info, &outcome, started);
+    Pump::new(parts.io.into_inner(), early, backend, cfg, metrics)
 }
 
 /// The one line per finished session; a failed backend also gets a warning of its own.

@@ -29,7 +29,7 @@ pub struct Downstream {
     carry_len: usize,
     read_size: usize,
     buffer_size: usize,
-    throttle: Option<Throttle>,
+    throttle: Option<Box<Throttle>>,
     resume_at: Option<Instant>,
 }
 
@@ -38,7 +38,7 @@ impl Downstream {
         text: bool,
         read_size: usize,
         buffer_size: usize,
-        throttle: Option<Throttle>,
+        throttle: Option<Box<Throttle>>,
     ) -> Self {
         Self {
             text,

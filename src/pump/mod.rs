@@ -22,7 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep, sleep_until, timeout_at};
+use tokio::time::{Instant, Sleep, sleep_until};
 
 use crate::config::{Config, MessageType, Route};
 use crate::error::SessionEnd;
@@ -77,9 +77,10 @@ impl PumpConfig {
         self.read_buffer_size.max(HEADROOM + self.backend_read_size)
     }
 
-    fn throttle(&self) -> Option<Throttle> {
+    /// Boxed: rarely configured, and an idle session should not carry its room.
+    fn throttle(&self) -> Option<Box<Throttle>> {
         self.max_bytes_per_second
-            .map(|bps| Throttle::new(bps, Instant::now()))
+            .map(|bps| Box::new(Throttle::new(bps, Instant::now())))
     }
 }
 
@@ -91,76 +92,100 @@ pub struct Outcome {
     pub bytes_down: u64,
 }
 
-/// Pipes `client` and `backend` until one side ends, then closes both. `early` holds bytes
-/// the client sent right behind its upgrade request. `stopping` resolves when the gateway
-/// shuts down: the session then closes with 1001 once the data already read from the
-/// backend has reached the client.
-pub async fn run<C>(
-    client: C,
-    early: Bytes,
-    backend: TcpStream,
-    cfg: &PumpConfig,
-    metrics: &RouteMetrics,
-    stopping: impl Future<Output = ()>,
-) -> Outcome
-where
-    C: AsyncRead + AsyncWrite + Unpin,
-{
-    let act = Activity::new(Instant::now(), metrics);
-    let buffer_size = cfg.buffer_size();
-    let mut pump = Pump {
-        client,
-        backend,
-        up: Upstream::new(
-            cfg.limits,
-            cfg.read_buffer_size,
-            buffer_size,
-            early,
-            cfg.throttle(),
-        ),
-        down: Downstream::new(
-            cfg.message_type == MessageType::Text,
-            cfg.backend_read_size,
-            buffer_size,
-            cfg.throttle(),
-        ),
-        writer: ClientWriter::default(),
-        timer: LivenessTimer::new(
-            cfg.ping_interval,
-            cfg.pong_timeout,
-            cfg.idle_timeout,
-            Instant::now(),
-        ),
-        act: &act,
-        draining: false,
-    };
-    let sleep = sleep_until(pump.timer.next_wake(&act));
-    tokio::pin!(sleep, stopping);
-    let end = poll_fn(|cx| pump.poll_open(cx, sleep.as_mut(), stopping.as_mut())).await;
-    let deadline = Instant::now() + cfg.close_timeout;
-    let _ = timeout_at(deadline, pump.close(&end)).await;
-    Outcome {
-        end,
-        bytes_up: act.bytes_up(),
-        bytes_down: act.bytes_down(),
-    }
-}
-
-struct Pump<'a, C> {
+/// One session's pump: both sockets and everything the session keeps between reads.
+pub struct Pump<'m, C> {
     client: C,
     backend: TcpStream,
     up: Upstream,
     down: Downstream,
     writer: ClientWriter,
     timer: LivenessTimer,
-    act: &'a Activity<'a>,
+    act: Activity<'m>,
+    close_timeout: Duration,
     draining: bool,
 }
 
-impl<C> Pump<'_, C>
+/// Where the close handshake is.
+struct Closing {
+    /// Still forwarding client data until the client's own close frame.
+    awaiting_client: bool,
+    /// Half-close the backend once our close frame is out (the client closed first).
+    shutdown_backend: bool,
+}
+
+impl<'m, C> Pump<'m, C>
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
+    /// A pump between `client` and `backend`. `early` holds bytes the client sent right
+    /// behind its upgrade request.
+    pub fn new(
+        client: C,
+        early: Bytes,
+        backend: TcpStream,
+        cfg: &PumpConfig,
+        metrics: &'m RouteMetrics,
+    ) -> Self {
+        let now = Instant::now();
+        let buffer_size = cfg.buffer_size();
+        Self {
+            client,
+            backend,
+            up: Upstream::new(
+                cfg.limits,
+                cfg.read_buffer_size,
+                buffer_size,
+                early,
+                cfg.throttle(),
+            ),
+            down: Downstream::new(
+                cfg.message_type == MessageType::Text,
+                cfg.backend_read_size,
+                buffer_size,
+                cfg.throttle(),
+            ),
+            writer: ClientWriter::default(),
+            timer: LivenessTimer::new(cfg.ping_interval, cfg.pong_timeout, cfg.idle_timeout, now),
+            act: Activity::new(now, metrics),
+            close_timeout: cfg.close_timeout,
+            draining: false,
+        }
+    }
+
+    /// Pipes both ways until one side ends, then closes both. `stopping` resolves when the
+    /// gateway shuts down: the session then closes with 1001 once the data already read
+    /// from the backend has reached the client.
+    ///
+    /// Written as a function returning an `async move` block rather than an `async fn`: an
+    /// `async fn` moves its arguments into locals, so the future would hold the pump twice.
+    /// `stopping` makes that future inside the session's own (so it is stored once).
+    #[allow(clippy::manual_async_fn)] // see above: the future's size is the point
+    pub fn run<F>(mut self, stopping: impl FnOnce() -> F) -> impl Future<Output = Outcome>
+    where
+        F: Future<Output = ()>,
+    {
+        async move {
+            // One timer serves the liveness schedule, the throttles and the close deadline.
+            let sleep = sleep_until(self.timer.next_wake(&self.act));
+            let stopping = stopping();
+            tokio::pin!(sleep, stopping);
+            let end = poll_fn(|cx| self.poll_open(cx, sleep.as_mut(), stopping.as_mut())).await;
+            if let Some(mut closing) = self.begin_close(&end) {
+                sleep.as_mut().reset(Instant::now() + self.close_timeout);
+                poll_fn(|cx| match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(()),
+                    Poll::Pending => self.poll_close(cx, &mut closing),
+                })
+                .await;
+            }
+            Outcome {
+                end,
+                bytes_up: self.act.bytes_up(),
+                bytes_down: self.act.bytes_down(),
+            }
+        }
+    }
+
     /// Runs both directions until the session ends.
     fn poll_open(
         &mut self,
@@ -174,18 +199,18 @@ where
         while sleep.as_mut().poll(cx).is_ready() {
             match self
                 .timer
-                .on_wake(Instant::now(), self.act, self.writer.delivered())
+                .on_wake(Instant::now(), &self.act, self.writer.delivered())
             {
                 Tick::SendPing => self.writer.ping(),
                 Tick::Dead => return Poll::Ready(SessionEnd::PeerGone),
                 Tick::Idle => return Poll::Ready(SessionEnd::Idle),
                 Tick::Wait => {}
             }
-            sleep.as_mut().reset(self.timer.next_wake(self.act));
+            sleep.as_mut().reset(self.timer.next_wake(&self.act));
         }
         if let Poll::Ready(end) = self
             .up
-            .poll(cx, &mut self.client, &mut self.backend, self.act)
+            .poll(cx, &mut self.client, &mut self.backend, &self.act)
         {
             return Poll::Ready(end);
         }
@@ -197,7 +222,7 @@ where
             &mut self.backend,
             &mut self.writer,
             &mut self.client,
-            self.act,
+            &self.act,
             self.draining,
         );
         if let Poll::Ready(end) = down {
@@ -217,43 +242,69 @@ where
         Poll::Pending
     }
 
-    /// The close handshake: the frame in flight is finished, then our close frame (or the
-    /// reply to the client's) goes out; after a gateway- or backend-side end the client's
-    /// data keeps flowing to the backend until its own close frame. The caller bounds it.
-    async fn close(&mut self, end: &SessionEnd) {
+    /// Queues the close frame `end` calls for (our own, or the reply to the client's).
+    /// `None` when there is nobody to say it to: the client is gone or unresponsive.
+    fn begin_close(&mut self, end: &SessionEnd) -> Option<Closing> {
         let frame = match end {
-            SessionEnd::ClientClosed(code) => Some(close::frame(*code, "")),
-            _ => match end.close_frame() {
-                Some((code, reason)) => Some(close::frame(Some(code), reason)),
-                // The client is gone or unresponsive: nothing to say to it.
-                None => return,
-            },
+            SessionEnd::ClientClosed(code) => close::frame(*code, ""),
+            _ => {
+                let (code, reason) = end.close_frame()?;
+                close::frame(Some(code), reason)
+            }
         };
-        self.writer.begin_close(frame);
-        let mut awaiting_client = end.awaits_client_close();
-        let client_closed = matches!(end, SessionEnd::ClientClosed(_));
-        poll_fn(|cx| {
-            if awaiting_client
-                && self
-                    .up
-                    .poll(cx, &mut self.client, &mut self.backend, self.act)
-                    .is_ready()
-            {
-                awaiting_client = false;
-            }
-            let written = self.writer.poll_finish(cx, &mut self.client, self.act);
-            match written {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(_)) => return Poll::Ready(()),
-                Poll::Ready(Ok(())) if awaiting_client => return Poll::Pending,
-                Poll::Ready(Ok(())) => {}
-            }
-            if client_closed && upstream::poll_shutdown_backend(cx, &mut self.backend).is_pending()
-            {
+        self.writer.begin_close(Some(frame));
+        Some(Closing {
+            awaiting_client: end.awaits_client_close(),
+            shutdown_backend: matches!(end, SessionEnd::ClientClosed(_)),
+        })
+    }
+
+    /// The close handshake: the frame in flight is finished, then the close frame goes out;
+    /// after a gateway- or backend-side end the client's data keeps flowing to the backend
+    /// until its own close frame. The caller bounds it with `close_timeout`.
+    fn poll_close(&mut self, cx: &mut Context<'_>, closing: &mut Closing) -> Poll<()> {
+        if closing.awaiting_client
+            && self
+                .up
+                .poll(cx, &mut self.client, &mut self.backend, &self.act)
+                .is_ready()
+        {
+            closing.awaiting_client = false;
+        }
+        match self.writer.poll_finish(cx, &mut self.client, &self.act) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(_)) => return Poll::Ready(()),
+            Poll::Ready(Ok(())) if closing.awaiting_client => return Poll::Pending,
+            Poll::Ready(Ok(())) => {}
+        }
+        if closing.shutdown_backend {
+            // The backend reads a clean EOF.
+            if upstream::poll_shutdown_backend(cx, &mut self.backend).is_pending() {
                 return Poll::Pending;
             }
-            Pin::new(&mut self.client).poll_shutdown(cx).map(|_| ())
-        })
-        .await;
+            closing.shutdown_backend = false;
+        }
+        Pin::new(&mut self.client).poll_shutdown(cx).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an idle session costs is mostly this future; it holds no buffer.
+    #[tokio::test]
+    async fn an_idle_pump_is_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let backend = TcpStream::connect(addr).await.unwrap();
+        let cfg = Config::default();
+        let pump_cfg = PumpConfig::new(&cfg, &Route::new("/", "127.0.0.1:1"));
+        let metrics = crate::metrics::Metrics::new().route("/");
+        let pump = Pump::new(client, Bytes::new(), backend, &pump_cfg, &metrics);
+        let session = pump.run(std::future::pending::<()>);
+        let size = std::mem::size_of_val(&session);
+        assert!(size <= 1024, "the pump future takes {size} bytes");
     }
 }

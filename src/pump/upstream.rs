@@ -35,7 +35,7 @@ pub struct Upstream {
     /// Bytes the client sent right behind its upgrade request, read by the HTTP layer.
     early: Bytes,
     pending: Option<Pending>,
-    throttle: Option<Throttle>,
+    throttle: Option<Box<Throttle>>,
     resume_at: Option<Instant>,
 }
 
@@ -45,7 +45,7 @@ impl Upstream {
         read_size: usize,
         buffer_size: usize,
         early: Bytes,
-        throttle: Option<Throttle>,
+        throttle: Option<Box<Throttle>>,
     ) -> Self {
         Self {
             reader: FrameReader::default(),
@@ -134,6 +134,9 @@ impl Upstream {
             } else {
                 let n = self.early.len().min(self.read_size);
                 buf[..n].copy_from_slice(&self.early.split_to(n));
+                if self.early.is_empty() {
+                    self.early = Bytes::new();
+                }
                 n
             };
             if n == 0 {
