@@ -150,6 +150,40 @@ async fn backend_eof_delivers_everything_then_closes_normally() {
     gw.shut_down().await.unwrap();
 }
 
+/// Bulk from the backend is spliced to a plain-TCP client, small writes are copied; a
+/// stream that switches between the two arrives whole and in order, each small write as a
+/// message of its own once the bulk before it is out.
+#[tokio::test]
+async fn backend_stream_switching_between_bulk_and_small_writes_arrives_intact() {
+    let (gw, mut ws, mut sock) = open_session(|_| {}).await;
+    let mut offset = 0u64;
+    for round in 0..6u64 {
+        let mut bulk = vec![0u8; 700 * 1024 + round as usize * 333];
+        pattern(round, offset, &mut bulk);
+        offset += bulk.len() as u64;
+        sock.write_all(&bulk).await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < bulk.len() {
+            got.extend_from_slice(&next_data(&mut ws).await.into_data());
+        }
+        assert!(got == bulk, "round {round}: bulk bytes differ");
+        for i in 0..5u8 {
+            let small = [round as u8, i, 0xAB];
+            sock.write_all(&small).await.unwrap();
+            assert_eq!(
+                next_data(&mut ws).await.into_data(),
+                &small[..],
+                "round {round}"
+            );
+        }
+    }
+    sock.shutdown().await.unwrap();
+    let (rest, frame) = read_until_close(&mut ws).await;
+    assert!(rest.is_empty());
+    assert_eq!(frame.unwrap().code, CloseCode::Normal);
+    gw.shut_down().await.unwrap();
+}
+
 #[tokio::test]
 async fn backend_reset_closes_with_1011() {
     let (gw, mut ws, sock) = open_session(|_| {}).await;

@@ -10,6 +10,8 @@ mod activity;
 mod downstream;
 mod liveness;
 pub mod pool;
+mod socket;
+mod splice;
 mod throttle;
 mod upstream;
 mod writer;
@@ -20,7 +22,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep, sleep_until};
 
@@ -31,6 +32,7 @@ use crate::metrics::RouteMetrics;
 use activity::Activity;
 use downstream::{Downstream, HEADROOM};
 use liveness::{LivenessTimer, Tick};
+pub use socket::ClientStream;
 use throttle::Throttle;
 use upstream::Upstream;
 use writer::ClientWriter;
@@ -115,7 +117,7 @@ struct Closing {
 
 impl<'m, C> Pump<'m, C>
 where
-    C: AsyncRead + AsyncWrite + Unpin,
+    C: ClientStream,
 {
     /// A pump between `client` and `backend`. `early` holds bytes the client sent right
     /// behind its upgrade request.
@@ -284,6 +286,11 @@ where
             }
             closing.shutdown_backend = false;
         }
+        if self.client.tcp().is_some() {
+            // Dropping the socket sends the FIN; a shutdown first would only add a syscall.
+            return Poll::Ready(());
+        }
+        // TLS: close_notify; HTTP/2: the end of the stream.
         Pin::new(&mut self.client).poll_shutdown(cx).map(|_| ())
     }
 }

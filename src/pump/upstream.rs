@@ -7,12 +7,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::activity::Activity;
 use super::pool;
+use super::socket::{ClientStream, poll_read_drained};
 use super::throttle::Throttle;
 use crate::error::SessionEnd;
 use crate::frame::reader::Stop;
@@ -80,7 +81,7 @@ impl Upstream {
         act: &Activity<'_>,
     ) -> Poll<SessionEnd>
     where
-        C: AsyncRead + Unpin,
+        C: ClientStream,
     {
         loop {
             if let Some(p) = &mut self.pending {
@@ -122,13 +123,12 @@ impl Upstream {
             }
             let mut buf = pool::take(self.buffer_size);
             let n = if self.early.is_empty() {
-                let mut read = ReadBuf::new(&mut buf[..self.read_size]);
-                match Pin::new(&mut *client).poll_read(cx, &mut read) {
+                match poll_read_client(client, cx, &mut buf[..self.read_size]) {
                     Poll::Pending => {
                         pool::give(buf);
                         return Poll::Pending;
                     }
-                    Poll::Ready(Ok(())) => read.filled().len(),
+                    Poll::Ready(Ok(n)) => n,
                     Poll::Ready(Err(_)) => 0,
                 }
             } else {
@@ -161,6 +161,21 @@ impl Upstream {
             }
         }
     }
+}
+
+/// Reads what the client has sent; straight from the socket when it is plain TCP.
+fn poll_read_client<C: ClientStream>(
+    client: &mut C,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    if let Some(tcp) = client.tcp() {
+        return poll_read_drained(tcp, cx, buf);
+    }
+    let mut read = ReadBuf::new(buf);
+    Pin::new(client)
+        .poll_read(cx, &mut read)
+        .map_ok(|()| read.filled().len())
 }
 
 fn end_of(stop: Stop) -> SessionEnd {

@@ -7,10 +7,10 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use tokio::io::AsyncWrite;
-
 use super::activity::Activity;
 use super::pool;
+use super::socket::ClientStream;
+use super::splice::SplicedFrame;
 use crate::frame::OpCode;
 use crate::frame::close::control_frame;
 
@@ -19,6 +19,8 @@ enum Frame {
     /// Header and payload in a pooled buffer.
     Data(Box<[u8]>),
     Control(Vec<u8>),
+    /// Header here, payload in a pipe (plain-TCP clients).
+    Spliced(SplicedFrame),
 }
 
 impl Frame {
@@ -26,6 +28,7 @@ impl Frame {
         match self {
             Self::Data(b) => b,
             Self::Control(v) => v,
+            Self::Spliced(_) => &[],
         }
     }
 }
@@ -67,6 +70,16 @@ impl ClientWriter {
             frame: Frame::Data(buf),
             pos: start,
             end,
+        });
+    }
+
+    /// Sends a frame whose payload waits in a pipe. Only when idle, to a plain-TCP client.
+    pub fn send_spliced(&mut self, frame: SplicedFrame) {
+        debug_assert!(self.is_idle(), "send_spliced() while a frame is in flight");
+        self.current = Some(InFlight {
+            frame: Frame::Spliced(frame),
+            pos: 0,
+            end: 0,
         });
     }
 
@@ -114,9 +127,13 @@ impl ClientWriter {
         client: &mut C,
     ) -> Poll<io::Result<()>>
     where
-        C: AsyncWrite + Unpin,
+        C: ClientStream,
     {
         if let Some(out) = &mut self.current {
+            if let Frame::Spliced(frame) = &mut out.frame {
+                let tcp = client.tcp().ok_or(io::ErrorKind::Unsupported)?;
+                ready!(frame.poll_send(tcp, cx))?;
+            }
             while out.pos < out.end {
                 let n = ready!(
                     Pin::new(&mut *client).poll_write(cx, &out.frame.bytes()[out.pos..out.end])
@@ -128,7 +145,7 @@ impl ClientWriter {
             }
             if let Some(done) = self.current.take() {
                 self.flushing = true;
-                self.flushing_data = matches!(done.frame, Frame::Data(_));
+                self.flushing_data = !matches!(done.frame, Frame::Control(_));
                 if let Frame::Data(buf) = done.frame {
                     pool::give(buf);
                 }
@@ -150,7 +167,7 @@ impl ClientWriter {
         act: &Activity<'_>,
     ) -> Poll<io::Result<()>>
     where
-        C: AsyncWrite + Unpin,
+        C: ClientStream,
     {
         loop {
             ready!(self.poll_write_out(cx, client))?;

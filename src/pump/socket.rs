@@ -1,0 +1,104 @@
+//! What the pump needs from its sockets beyond `AsyncRead`/`AsyncWrite`: whether a client is
+//! a plain TCP socket (so the fast paths below and [`super::splice`] apply), and a read
+//! that knows when it has drained the socket.
+//!
+//! tokio learns that a socket is drained only from a read that fails with `WouldBlock`,
+//! so a plain read loop makes one empty `recv` after every message. A TCP read that
+//! returns less than was asked for has emptied the receive queue; [`poll_read_drained`]
+//! then clears tokio's readiness itself, against the readiness event it sampled *before*
+//! the read: if new data arrived since, the event has moved on and the clear does nothing,
+//! so no wake-up is lost.
+
+use std::io;
+use std::task::{Context, Poll, ready};
+
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, Interest};
+use tokio::net::TcpStream;
+
+/// The client side of a session: plain TCP, or anything hyper upgraded (TLS, HTTP/2).
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
+    /// The TCP socket itself, when nothing (TLS, HTTP/2) sits in between.
+    fn tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+impl ClientStream for TcpStream {
+    fn tcp(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+impl ClientStream for TokioIo<Upgraded> {}
+
+/// Reads what `socket` holds now into `buf` (0 at end of stream); pending, with the task
+/// registered for readiness, when it holds nothing.
+pub fn poll_read_drained(
+    socket: &TcpStream,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    loop {
+        ready!(socket.poll_read_ready(cx))?;
+        let mut short = None;
+        let read = socket.try_io(Interest::READABLE, || {
+            let n = rustix::io::read(socket, &mut *buf)?;
+            if n > 0 && n < buf.len() {
+                // Drained: report it as WouldBlock so tokio clears readiness, keep the count.
+                short = Some(n);
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match read {
+            Ok(n) => return Poll::Ready(Ok(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if let Some(n) = short {
+                    return Poll::Ready(Ok(n));
+                }
+                // Really empty: the next readiness poll registers the task.
+            }
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::time::Duration;
+
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_short_read_still_wakes_for_the_next_bytes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut writer = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (reader, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 64];
+        for round in 0..50u8 {
+            writer.write_all(&[round; 5]).await.unwrap();
+            let mut got = 0;
+            while got < 5 {
+                let read = poll_fn(|cx| poll_read_drained(&reader, cx, &mut buf[got..]));
+                got += tokio::time::timeout(Duration::from_secs(10), read)
+                    .await
+                    .expect("woken for data sent after a short read")
+                    .unwrap();
+            }
+            assert_eq!(&buf[..got], &[round; 5]);
+        }
+        drop(writer);
+        let eof = poll_fn(|cx| poll_read_drained(&reader, cx, &mut buf))
+            .await
+            .unwrap();
+        assert_eq!(eof, 0);
+    }
+}
