@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -18,31 +17,6 @@ const PONG_TIMEOUT: Duration = Duration::from_millis(300);
 fn fast_liveness(cfg: &mut wsgate::Config) {
     cfg.liveness.ping_interval = PING_INTERVAL;
     cfg.liveness.pong_timeout = PONG_TIMEOUT;
-}
-
-/// Completes the upgrade by hand and returns the socket, past the 101 response head.
-async fn raw_upgrade(gw: &Gateway) -> TcpStream {
-    use tokio::io::AsyncWriteExt;
-    let mut sock = TcpStream::connect(gw.addr).await.unwrap();
-    sock.write_all(upgrade_request("/", "").as_bytes())
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            sock.read(&mut byte).await.unwrap(),
-            1,
-            "closed during handshake"
-        );
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-    sock
 }
 
 #[tokio::test]

@@ -57,7 +57,7 @@ impl Default for Limits {
         Self {
             max_message_size: ByteSize::mib(1),
             max_frame_size: ByteSize::mib(1),
-            read_buffer_size: ByteSize::kib(64),
+            read_buffer_size: ByteSize::kib(256),
             backend_read_size: ByteSize::kib(64),
             handshake_timeout: Duration::from_secs(10),
             listen_backlog: 4096,

@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 
 /// Spare buffers kept per thread: enough for the sessions one thread moves at a time.
-const SPARES_PER_THREAD: usize = 8;
+const SPARES_PER_THREAD: usize = 4;
 
 thread_local! {
     static SPARES: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };

@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 
 use crate::frame::MAX_SERVER_HEADER;
 
-const SPARES_PER_THREAD: usize = 8;
+const SPARES_PER_THREAD: usize = 4;
 
 thread_local! {
     static SPARES: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
