@@ -23,7 +23,7 @@ use crate::frame::utf8::complete_prefix;
 use crate::frame::{MAX_SERVER_HEADER, OpCode};
 
 /// Room kept in front of the payload: the longest header, plus a cut character carried over.
-pub const HEADROOM: usize = MAX_SERVER_HEADER + 3;
+const HEADROOM: usize = MAX_SERVER_HEADER + 3;
 
 /// A splice smaller than this goes back to copying.
 const SPLICE_AT_LEAST: usize = 16 * 1024;
@@ -35,7 +35,6 @@ pub struct Downstream {
     carry: [u8; 3],
     carry_len: usize,
     read_size: usize,
-    buffer_size: usize,
     throttle: Option<Box<Throttle>>,
     resume_at: Option<Instant>,
 }
@@ -48,19 +47,13 @@ enum Read {
 }
 
 impl Downstream {
-    pub fn new(
-        text: bool,
-        read_size: usize,
-        buffer_size: usize,
-        throttle: Option<Box<Throttle>>,
-    ) -> Self {
+    pub fn new(text: bool, read_size: usize, throttle: Option<Box<Throttle>>) -> Self {
         Self {
             text,
             splicing: false,
             carry: [0; 3],
             carry_len: 0,
             read_size,
-            buffer_size,
             throttle,
             resume_at: None,
         }
@@ -147,7 +140,7 @@ impl Downstream {
         writer: &mut ClientWriter,
         act: &Activity<'_>,
     ) -> Poll<Result<Read, SessionEnd>> {
-        let mut buf = pool::take(self.buffer_size);
+        let mut buf = pool::take(HEADROOM + self.read_size);
         let start = HEADROOM - self.carry_len;
         buf[start..HEADROOM].copy_from_slice(&self.carry[..self.carry_len]);
         let read = poll_read_drained(backend, cx, &mut buf[HEADROOM..HEADROOM + self.read_size]);

@@ -9,7 +9,7 @@
 mod activity;
 mod downstream;
 mod liveness;
-pub mod pool;
+mod pool;
 mod socket;
 mod splice;
 mod throttle;
@@ -30,7 +30,7 @@ use crate::error::SessionEnd;
 use crate::frame::{FrameLimits, close};
 use crate::metrics::RouteMetrics;
 use activity::Activity;
-use downstream::{Downstream, HEADROOM};
+use downstream::Downstream;
 use liveness::{LivenessTimer, Tick};
 pub use socket::ClientStream;
 use throttle::Throttle;
@@ -72,11 +72,6 @@ impl PumpConfig {
             close_timeout: cfg.liveness.close_timeout,
             max_bytes_per_second: l.max_bytes_per_second.map(|b| b.0),
         }
-    }
-
-    /// One buffer size for both directions, so the pool serves both.
-    fn buffer_size(&self) -> usize {
-        self.read_buffer_size.max(HEADROOM + self.backend_read_size)
     }
 
     /// Boxed: rarely configured, and an idle session should not carry its room.
@@ -129,21 +124,13 @@ where
         metrics: &'m RouteMetrics,
     ) -> Self {
         let now = Instant::now();
-        let buffer_size = cfg.buffer_size();
         Self {
             client,
             backend,
-            up: Upstream::new(
-                cfg.limits,
-                cfg.read_buffer_size,
-                buffer_size,
-                early,
-                cfg.throttle(),
-            ),
+            up: Upstream::new(cfg.limits, cfg.read_buffer_size, early, cfg.throttle()),
             down: Downstream::new(
                 cfg.message_type == MessageType::Text,
                 cfg.backend_read_size,
-                buffer_size,
                 cfg.throttle(),
             ),
             writer: ClientWriter::default(),

@@ -32,7 +32,6 @@ pub struct Upstream {
     reader: FrameReader,
     limits: FrameLimits,
     read_size: usize,
-    buffer_size: usize,
     /// Bytes the client sent right behind its upgrade request, read by the HTTP layer.
     early: Bytes,
     pending: Option<Pending>,
@@ -44,7 +43,6 @@ impl Upstream {
     pub fn new(
         limits: FrameLimits,
         read_size: usize,
-        buffer_size: usize,
         early: Bytes,
         throttle: Option<Box<Throttle>>,
     ) -> Self {
@@ -52,7 +50,6 @@ impl Upstream {
             reader: FrameReader::default(),
             limits,
             read_size,
-            buffer_size,
             early,
             pending: None,
             throttle,
@@ -121,7 +118,7 @@ impl Upstream {
                 self.resume_at = None;
                 act.set_upstream_blocked(false);
             }
-            let mut buf = pool::take(self.buffer_size);
+            let mut buf = pool::take(self.read_size);
             let n = if self.early.is_empty() {
                 match poll_read_client(client, cx, &mut buf[..self.read_size]) {
                     Poll::Pending => {
