@@ -203,8 +203,8 @@ where
         {
             return Poll::Ready(end);
         }
-        if let Some(ping) = self.up.take_ping() {
-            self.writer.answer_ping(&ping);
+        while let Some(ping) = self.up.take_ping() {
+            self.writer.answer_ping(ping);
         }
         let down = self.down.poll(
             cx,

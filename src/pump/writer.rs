@@ -11,8 +11,8 @@ use super::activity::Activity;
 use super::pool;
 use super::socket::ClientStream;
 use super::splice::SplicedFrame;
-use crate::frame::OpCode;
 use crate::frame::close::control_frame;
+use crate::frame::{OpCode, UnansweredPings};
 
 /// The bytes of one frame on their way out.
 enum Frame {
@@ -45,8 +45,8 @@ pub struct ClientWriter {
     /// Written, but the stream (TLS, HTTP/2) may still hold it.
     flushing: bool,
     flushing_data: bool,
-    /// The answer to the latest ping (only the latest needs one).
-    pong: Option<Vec<u8>>,
+    /// Pings to answer, in order.
+    pongs: UnansweredPings,
     ping_due: bool,
     close: Option<Vec<u8>>,
     /// Data frames that have fully reached the socket: proof the client is draining us.
@@ -83,8 +83,8 @@ impl ClientWriter {
         });
     }
 
-    pub fn answer_ping(&mut self, payload: &[u8]) {
-        self.pong = Some(control_frame(OpCode::Pong, payload));
+    pub fn answer_ping(&mut self, payload: Vec<u8>) {
+        self.pongs.push(payload);
     }
 
     pub fn ping(&mut self) {
@@ -93,7 +93,7 @@ impl ClientWriter {
 
     /// From now on only `close` (if any) goes out, after the frame in flight.
     pub fn begin_close(&mut self, close: Option<Vec<u8>>) {
-        self.pong = None;
+        self.pongs.clear();
         self.ping_due = false;
         self.close = close;
     }
@@ -102,8 +102,8 @@ impl ClientWriter {
     pub fn start_control(&mut self, act: &Activity<'_>) -> bool {
         let frame = if let Some(close) = self.close.take() {
             close
-        } else if let Some(pong) = self.pong.take() {
-            pong
+        } else if let Some(payload) = self.pongs.pop() {
+            control_frame(OpCode::Pong, &payload)
         } else if std::mem::take(&mut self.ping_due) {
             act.pinged();
             control_frame(OpCode::Ping, &[])
