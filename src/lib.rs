@@ -94,7 +94,19 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then drains: not ready at once, still accepting
     /// for `shutdown.delay`, then sessions close with 1001 and get `shutdown.grace` to end.
-    pub async fn serve(
+    ///
+    /// The listener's socket options, which every connection inherits, are set here,
+    /// before the returned future first runs: call this before clients may arrive.
+    pub fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()>,
+    ) -> impl Future<Output = Result<(), StartError>> {
+        listener::tune(&listeners.main, &self.shared);
+        self.serve_tuned(listeners, shutdown)
+    }
+
+    async fn serve_tuned(
         self,
         listeners: Listeners,
         shutdown: impl Future<Output = ()>,

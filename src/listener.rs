@@ -37,7 +37,16 @@ pub fn bind(addr: &str, backlog: u32) -> io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
-/// Accepts until the future is dropped.
+/// Sets the options every accepted client connection inherits (see [`socket_options`]).
+/// Connections that completed their handshake in the kernel before this do not get them.
+pub fn tune(listener: &TcpListener, shared: &Shared) {
+    let max_unsent = max_unsent_to_client(shared);
+    if let Err(e) = socket_options::tune_listener(listener, max_unsent) {
+        warn!(error = %e, "could not set client socket options on the listener");
+    }
+}
+
+/// Accepts until the future is dropped. The listener was [`tune`]d.
 pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     // Connections not yet upgraded or refused. At the cap, accepting pauses and the kernel
     // backlog absorbs the burst, so a flood of half-open handshakes cannot take every slot
@@ -45,12 +54,8 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let pending = Arc::new(Semaphore::new(
         shared.current().cfg.limits.max_pending_handshakes,
     ));
-    // Client sockets inherit their options from the listener; a reload that changes the
-    // unsent bound re-tunes the listener before the next accept.
+    // A reload that changes the unsent bound re-tunes the listener at the next accept.
     let mut max_unsent = max_unsent_to_client(&shared);
-    if let Err(e) = socket_options::tune_listener(&listener, max_unsent) {
-        warn!(error = %e, "could not set client socket options on the listener");
-    }
     loop {
         let Ok(permit) = pending.clone().acquire_owned().await else {
             return;

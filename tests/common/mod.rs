@@ -4,6 +4,7 @@
 
 pub mod metrics;
 pub mod process;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::time::Duration;
