@@ -301,3 +301,37 @@ async fn a_client_held_up_by_a_slow_backend_keeps_its_session() {
     assert!(!frames.pings.is_empty() || frames.closed.is_some());
     gw.shut_down().await.unwrap();
 }
+
+/// A client whose connection is cut silently (no FIN, no RST: every packet dropped) is
+/// found within `ping_interval + pong_timeout`, and its backend closed.
+#[tokio::test]
+async fn a_client_cut_silently_is_found_within_ping_interval_and_pong_timeout() {
+    let backend = Backend::bind().await;
+    let mut cfg = config_for(backend.addr);
+    short_liveness(&mut cfg);
+    let gw = spawn_gateway(cfg).await;
+    let mut ws = connect(&gw.url("/")).await;
+    let mut sock = backend.accept().await;
+    send_binary(&mut ws, b"before the cut").await;
+    let mut got = [0u8; 14];
+    timeout(PATIENCE, sock.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    let client = match ws.get_ref() {
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp.local_addr().unwrap(),
+        _ => unreachable!("a ws:// client"),
+    };
+    let Some(_cut) = netfault::SilentCut::between(gw.addr, client) else {
+        return;
+    };
+    let cut_at = Instant::now();
+    wait_closed(&mut sock).await;
+    let found = cut_at.elapsed();
+    assert!(
+        found <= SHORT_PING + SHORT_PONG + Duration::from_millis(500),
+        "found {found:?} after the cut"
+    );
+    assert_eq!(pong_timeouts(&gw.metrics().await), 1.0);
+    gw.shut_down().await.unwrap();
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod metrics;
+pub mod netfault;
 pub mod process;
 pub mod wire;
 
