@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -39,6 +40,9 @@ pub struct Endpoints {
     pub local: SocketAddr,
     /// The names in the client's verified TLS certificate, if it presented one.
     pub identity: Option<ClientIdentity>,
+    /// The client's TCP socket, for HTTP/2 sessions to read its kernel's view of the client
+    /// (hyper keeps the connection itself). Only where HTTP/2 may be spoken.
+    pub transport: Option<Arc<OwnedFd>>,
 }
 
 /// Serves HTTP on `tcp` until the client leaves, the connection is upgraded, or shutdown.
@@ -80,6 +84,7 @@ pub async fn serve_connection(
             client,
             local,
             identity: None,
+            transport: http2_transport(generation.cfg.http2, &tcp),
         };
         return serve_http(tcp, ends, &generation, &shared, pending).await;
     };
@@ -90,15 +95,19 @@ pub async fn serve_connection(
                 client,
                 local,
                 identity: None,
+                transport: http2_transport(generation.cfg.http2, &tcp),
             };
             serve_http(tcp, ends, &generation, &shared, pending).await;
         }
         Ok(Transport::Tls(stream)) => {
             shared.metrics.tls_handshakes.inc();
+            let (tcp, tls_state) = stream.get_ref();
+            let h2 = tls_state.alpn_protocol() == Some(b"h2");
             let ends = Endpoints {
                 client,
                 local,
                 identity: tls::client_identity(&stream),
+                transport: http2_transport(h2, tcp),
             };
             serve_http(*stream, ends, &generation, &shared, pending).await;
         }
@@ -107,6 +116,16 @@ pub async fn serve_connection(
             debug!(error = %e, %client, "dropped: TLS handshake");
         }
     }
+}
+
+/// A second handle on the client's socket when the connection may carry HTTP/2 sessions
+/// (`may_be_http2`), which liveness reads through; HTTP/1.1 sessions reach the socket
+/// itself and drop this at the upgrade.
+fn http2_transport(may_be_http2: bool, tcp: &TcpStream) -> Option<Arc<OwnedFd>> {
+    if !may_be_http2 {
+        return None;
+    }
+    tcp.as_fd().try_clone_to_owned().ok().map(Arc::new)
 }
 
 /// Per HTTP/2 stream, at most this much unread data is buffered before the client must
@@ -276,6 +295,9 @@ async fn upgrade(
         backend_addr: backend.addr,
         slot: admitted.slot,
         protocol: opening.protocol(),
+        transport: (req.version() == hyper::Version::HTTP_2)
+            .then(|| ends.transport.clone())
+            .flatten(),
     };
     let on_upgrade = hyper::upgrade::on(req);
     let session = session::run(on_upgrade, backend.stream, info, shared.clone());

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,7 +16,7 @@ use tracing::{debug, info, warn};
 use crate::admission::SessionSlot;
 use crate::error::SessionEnd;
 use crate::metrics::RouteMetrics;
-use crate::pump::{ClientStream, Outcome, Pump, PumpConfig};
+use crate::pump::{ClientStream, Http2Stream, Outcome, Pump, PumpConfig};
 use crate::state::{RoutePlan, Shared};
 
 /// Who and what a session connects, for its log line.
@@ -28,6 +29,9 @@ pub struct SessionInfo {
     pub slot: SessionSlot,
     /// `http/1.1` or `h2` (RFC 8441).
     pub protocol: &'static str,
+    /// For an HTTP/2 session, the client's TCP socket (shared with the connection's other
+    /// streams), for liveness to read its kernel's view of the client.
+    pub transport: Option<Arc<OwnedFd>>,
 }
 
 /// Waits for hyper to hand over the upgraded connection, pumps, and logs the outcome.
@@ -59,7 +63,7 @@ pub fn run(
             Err(upgraded) => match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
                 Ok(parts) => unwrapped(parts, backend, cfg, metrics).run(stopping).await,
                 Err(upgraded) => {
-                    let client = TokioIo::new(upgraded);
+                    let client = Http2Stream::new(TokioIo::new(upgraded), info.transport.clone());
                     let pump = Pump::new(client, Bytes::new(), backend, cfg, metrics);
                     pump.run(stopping).await
                 }

@@ -141,3 +141,59 @@ async fn http2_is_refused_unless_enabled() {
     assert!(status == 0 || status >= 400, "{head}");
     gw.shut_down().await.unwrap();
 }
+
+/// Liveness reads the client's TCP connection under HTTP/2 too: a session whose client
+/// sends megabytes to an echo and never reads its stream is dropped (its stream reset),
+/// although the gateway has stopped reading it as well.
+#[tokio::test]
+async fn an_h2_session_that_never_reads_an_echo_is_dropped() {
+    let mut cfg = config_for(echo_backend().await);
+    cfg.http2 = true;
+    cfg.liveness.ping_interval = std::time::Duration::from_secs(1);
+    cfg.liveness.pong_timeout = std::time::Duration::from_secs(1);
+    let gw = spawn_gateway(cfg).await;
+    let mut sender = h2_connect(TcpStream::connect(gw.addr).await.unwrap()).await;
+    let ws = open(&mut sender, &gw.addr.to_string(), "/")
+        .await
+        .expect("session");
+    let (mut reader, mut writer) = tokio::io::split(ws.into_inner());
+    let frame = common::wire::client_frame(0x82, &vec![0x5Cu8; 64 * 1024]);
+    let started = std::time::Instant::now();
+    let writing = tokio::spawn(async move {
+        let mut sent = 0u64;
+        while tokio::io::AsyncWriteExt::write_all(&mut writer, &frame)
+            .await
+            .is_ok()
+        {
+            sent += frame.len() as u64;
+        }
+        sent
+    });
+    // The client never reads its stream: the gateway must find that out by itself.
+    timeout(PATIENCE, async {
+        while metrics::value(&gw.metrics().await, "wsgate_pong_timeouts_total", &[]) < 1.0 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("an h2 session that never reads was kept");
+    let lived = started.elapsed();
+    // And the client learns it: its stream ends after what it had buffered.
+    let mut buf = vec![0u8; 64 * 1024];
+    timeout(PATIENCE, async {
+        while let Ok(1..) = tokio::io::AsyncReadExt::read(&mut reader, &mut buf).await {}
+    })
+    .await
+    .expect("the client never learned that its stream ended");
+    let sent = timeout(PATIENCE, writing)
+        .await
+        .expect("writes never failed")
+        .unwrap();
+    assert!(sent > 1024 * 1024, "only {sent} bytes went out");
+    assert!(
+        lived < std::time::Duration::from_secs(6),
+        "dropped after {lived:?}"
+    );
+    let m = gw.metrics().await;
+    assert_eq!(metrics::value(&m, "wsgate_pong_timeouts_total", &[]), 1.0);
+}

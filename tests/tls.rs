@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::wire;
 use common::*;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -530,4 +531,40 @@ async fn pkcs1_and_sec1_keys_are_accepted() {
         drop(ws);
         gw.shut_down().await.unwrap();
     }
+}
+
+/// Liveness reads the client's TCP stack through TLS: a wss client that sends megabytes to
+/// an echo and never reads is dropped, although the gateway has stopped reading it too.
+#[tokio::test]
+async fn a_wss_client_that_never_reads_an_echo_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = certs("localhost", &[]);
+    let gw = tls_gateway(dir.path(), &c, |cfg| {
+        cfg.liveness.ping_interval = Duration::from_secs(1);
+        cfg.liveness.pong_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut stream = tls_connect(gw.addr, "localhost", client_config(&[&c.ca_cert], None))
+        .await
+        .unwrap();
+    wire::upgrade(&mut stream).await;
+    let (_reader, mut writer) = tokio::io::split(stream);
+    let frame = wire::client_frame(0x82, &vec![0x21u8; 64 * 1024]);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    timeout(PATIENCE, async {
+        while writer.write_all(&frame).await.is_ok() {
+            sent += frame.len() as u64;
+        }
+    })
+    .await
+    .expect("a wss client that never reads kept its session");
+    let lived = started.elapsed();
+    assert!(sent > 1024 * 1024, "only {sent} bytes went out");
+    assert!(
+        lived < Duration::from_secs(6),
+        "dropped only after {lived:?}"
+    );
+    let m = gw.metrics().await;
+    assert_eq!(metrics::value(&m, "wsgate_pong_timeouts_total", &[]), 1.0);
 }

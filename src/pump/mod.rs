@@ -33,7 +33,7 @@ use crate::tcp_info;
 use activity::Activity;
 use downstream::Downstream;
 use liveness::{Evidence, LivenessTimer, Tick};
-pub use socket::ClientStream;
+pub use socket::{ClientStream, Http2Stream};
 use throttle::Throttle;
 use upstream::Upstream;
 use writer::ClientWriter;

@@ -10,12 +10,14 @@
 //! so no wake-up is lost.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, Interest};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
@@ -50,7 +52,52 @@ impl ClientStream for TlsStream<TcpStream> {
     }
 }
 
-impl ClientStream for TokioIo<Upgraded> {}
+/// An upgraded stream that cannot reach its socket through hyper (an HTTP/2 stream), with a
+/// handle on the connection's socket kept beside it.
+pub struct Http2Stream {
+    io: TokioIo<Upgraded>,
+    socket: Option<Arc<OwnedFd>>,
+}
+
+impl Http2Stream {
+    pub fn new(io: TokioIo<Upgraded>, socket: Option<Arc<OwnedFd>>) -> Self {
+        Self { io, socket }
+    }
+}
+
+impl ClientStream for Http2Stream {
+    fn transport(&self) -> Option<BorrowedFd<'_>> {
+        self.socket.as_deref().map(AsFd::as_fd)
+    }
+}
+
+impl AsyncRead for Http2Stream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Http2Stream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
 
 /// Reads what `socket` holds now into `buf` (0 at end of stream); pending, with the task
 /// registered for readiness, when it holds nothing.
