@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 
 use crate::admission::SessionSlot;
 use crate::error::SessionEnd;
+use crate::http::OpenStream;
 use crate::metrics::RouteMetrics;
 use crate::pump::{ClientStream, Outcome, Pump, PumpConfig};
 use crate::state::{RoutePlan, Shared};
@@ -28,6 +29,8 @@ pub struct SessionInfo {
     pub slot: SessionSlot,
     /// `http/1.1` or `h2` (RFC 8441).
     pub protocol: &'static str,
+    /// Keeps the session's HTTP/2 connection from counting as idle while it runs.
+    pub stream: OpenStream,
 }
 
 /// Waits for hyper to hand over the upgraded connection, pumps, and logs the outcome.
