@@ -26,7 +26,7 @@ struct State {
     started: bool,
     /// Requests came over HTTP/2 (one connection carries many, so idleness is watched).
     http2: bool,
-    /// Requests being answered, and upgraded streams whose session is running.
+    /// HTTP/2 requests being answered, and HTTP/2 streams whose session is running.
     open: usize,
     /// Requests so far: a watcher may see only the latest state, so a request opened and
     /// answered between two looks shows up here, not in `open`.
@@ -42,14 +42,17 @@ pub struct Activity {
     pending: Mutex<Option<OwnedSemaphorePermit>>,
 }
 
-/// One open request or upgraded stream; the count drops when this does.
-pub struct OpenStream(Arc<Activity>);
+/// One open HTTP/2 request or upgraded stream; the count drops when this does. Empty on
+/// HTTP/1.1, whose sessions then hold nothing of the connection they came on.
+pub struct OpenStream(Option<Arc<Activity>>);
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
-        self.0
-            .state
-            .send_modify(|s| s.open = s.open.saturating_sub(1));
+        if let Some(activity) = &self.0 {
+            activity
+                .state
+                .send_modify(|s| s.open = s.open.saturating_sub(1));
+        }
     }
 }
 
@@ -61,8 +64,9 @@ impl Activity {
         })
     }
 
-    /// A complete request head of `version` has arrived: counted open until the returned
-    /// guard drops (when it is answered, or when its session ends if it is upgraded).
+    /// A complete request head of `version` has arrived. On HTTP/2 it counts as open until
+    /// the returned guard drops (when it is answered, or when its session ends if it is
+    /// upgraded).
     pub fn request(self: &Arc<Self>, version: Version) -> OpenStream {
         drop(
             self.pending
@@ -70,13 +74,14 @@ impl Activity {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
+        let http2 = version == Version::HTTP_2;
         self.state.send_modify(|s| {
             s.started = true;
-            s.http2 |= version == Version::HTTP_2;
-            s.open += 1;
+            s.http2 |= http2;
+            s.open += usize::from(http2);
             s.requests += 1;
         });
-        OpenStream(self.clone())
+        OpenStream(http2.then(|| self.clone()))
     }
 
     /// Resolves when the connection should end: [`Expiry::Handshake`] if no request is
