@@ -1,34 +1,39 @@
-//! One client TCP connection as HTTP/1.1: the optional PROXY header, header limits and
-//! timeout, probes, the upgrade request and the answer to it. A valid upgrade passes
-//! admission and connects the backend first, and only then is answered 101, so a refusal
-//! or a dead backend is an HTTP status, never a 101 followed by a close.
+//! One client TCP connection: the optional PROXY header, TLS, HTTP/1.1 (and HTTP/2 when
+//! on), probes, the upgrade request and the answer to it. Everything before the first
+//! complete request shares one deadline (`limits.handshake_timeout` from accept). A valid
+//! upgrade passes admission and connects the backend first, and only then is answered
+//! 101, so a refusal or a dead backend is an HTTP status, never a 101 followed by a close.
+
+mod activity;
+mod builders;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::{Instant, timeout};
+use tokio::time::{Instant, timeout_at};
 use tracing::debug;
 
 use crate::backend::{self, BackendError};
-use crate::config::Limits;
 use crate::error::Reject;
 use crate::session::{self, SessionInfo};
 use crate::state::{Generation, RoutePlan, Shared};
 use crate::tls::{self, ClientIdentity, Transport};
 use crate::{admission, client_ip, handshake, probes, proxy_protocol};
+
+pub use activity::OpenStream;
+use activity::{Activity, Expiry};
+use builders::{auto_builder, http1_builder};
 
 /// Where a connection comes from and where it arrived.
 #[derive(Debug, Clone)]
@@ -46,11 +51,12 @@ pub struct Endpoints {
 }
 
 /// Serves HTTP on `tcp` until the client leaves, the connection is upgraded, or shutdown.
-/// `pending` is this connection's place under `max_pending_handshakes`, given back when it
-/// is upgraded or closed.
+/// `pending` is this connection's place under `max_pending_handshakes`, given back at its
+/// first complete request or when it is closed. `accepted` starts the handshake deadline.
 pub async fn serve_connection(
     mut tcp: TcpStream,
     peer: SocketAddr,
+    accepted: Instant,
     shared: Arc<Shared>,
     pending: OwnedSemaphorePermit,
 ) {
@@ -58,14 +64,13 @@ pub async fn serve_connection(
     let local = tcp.local_addr().unwrap_or(peer);
     // Connection-level settings are those current when it arrived.
     let generation = shared.current();
-    let limits = &generation.cfg.limits;
+    // PROXY header, TLS, protocol detection and request headers all fit in this one
+    // deadline, so a client slow at every step is still dropped on time.
+    let deadline = accepted + generation.cfg.limits.handshake_timeout;
+    let activity = Activity::new(pending);
     let mut client = peer;
     if generation.cfg.proxy_protocol {
-        let read = timeout(
-            limits.handshake_timeout,
-            proxy_protocol::read_header(&mut tcp),
-        )
-        .await;
+        let read = timeout_at(deadline, proxy_protocol::read_header(&mut tcp)).await;
         match read {
             Ok(Ok(header)) => client = header.client_or(peer),
             Ok(Err(e)) => {
@@ -78,6 +83,12 @@ pub async fn serve_connection(
             }
         }
     }
+    let http = Http {
+        generation: &generation,
+        shared: &shared,
+        activity,
+        deadline,
+    };
     let tls_on = generation.tls.clone();
     let Some(setup) = tls_on else {
         let ends = Endpoints {
@@ -86,10 +97,12 @@ pub async fn serve_connection(
             identity: None,
             transport: http2_transport(generation.cfg.http2, &tcp),
         };
-        return serve_http(tcp, ends, &generation, &shared, pending).await;
+        return http.serve(tcp, ends).await;
     };
     let t = &generation.cfg.tls;
-    match tls::accept(tcp, &setup.server, t.handshake_timeout, t.allow_plaintext).await {
+    // `tls.handshake_timeout` still bounds the TLS step on its own, inside the deadline.
+    let tls_deadline = deadline.min(Instant::now() + t.handshake_timeout);
+    match tls::accept(tcp, &setup.server, tls_deadline, t.allow_plaintext).await {
         Ok(Transport::Plain(tcp)) => {
             let ends = Endpoints {
                 client,
@@ -97,7 +110,7 @@ pub async fn serve_connection(
                 identity: None,
                 transport: http2_transport(generation.cfg.http2, &tcp),
             };
-            serve_http(tcp, ends, &generation, &shared, pending).await;
+            http.serve(tcp, ends).await;
         }
         Ok(Transport::Tls(stream)) => {
             shared.metrics.tls_handshakes.inc();
@@ -109,7 +122,7 @@ pub async fn serve_connection(
                 identity: tls::client_identity(&stream),
                 transport: http2_transport(h2, tcp),
             };
-            serve_http(*stream, ends, &generation, &shared, pending).await;
+            http.serve(*stream, ends).await;
         }
         Err(e) => {
             shared.metrics.tls_handshake_errors.inc();
@@ -128,96 +141,90 @@ fn http2_transport(may_be_http2: bool, tcp: &TcpStream) -> Option<Arc<OwnedFd>> 
     tcp.as_fd().try_clone_to_owned().ok().map(Arc::new)
 }
 
-/// Per HTTP/2 stream, at most this much unread data is buffered before the client must
-/// wait: the same bound on memory as TCP gives an HTTP/1.1 session.
-const H2_STREAM_WINDOW: u32 = 256 * 1024;
-/// And for all streams of one connection together.
-const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
-/// WebSocket streams one HTTP/2 connection may carry at once.
-const H2_MAX_STREAMS: u32 = 256;
+/// The HTTP stage of one connection, on an established transport.
+struct Http<'a> {
+    generation: &'a Generation,
+    shared: &'a Arc<Shared>,
+    activity: Arc<Activity>,
+    /// The first complete request must arrive by then.
+    deadline: Instant,
+}
 
-/// HTTP on an established transport (plain or TLS): HTTP/1.1, and HTTP/2 when `http2` is
-/// on (by ALPN, or prior knowledge on plain connections) with extended CONNECT (RFC 8441).
-async fn serve_http<IO>(
-    io: IO,
-    ends: Endpoints,
-    generation: &Generation,
-    shared: &Arc<Shared>,
-    pending: OwnedSemaphorePermit,
-) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let limits = &generation.cfg.limits;
-    // The connection stops counting as a pending handshake at its first request (an
-    // HTTP/2 connection carrying sessions must not hold a place for its whole life).
-    let pending = Arc::new(Mutex::new(Some(pending)));
-    let svc_shared = shared.clone();
-    let svc = service_fn(move |req| {
-        let shared = svc_shared.clone();
-        let ends = ends.clone();
-        drop(
-            pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take(),
-        );
-        async move { Ok::<_, Infallible>(answer(req, ends, &shared).await) }
-    });
-    // Both connection types end the same way: on shutdown, finish what is in flight.
-    macro_rules! drive {
-        ($conn:expr) => {{
-            let conn = $conn;
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => r.map_err(|e| e.to_string()),
-                () = shared.life.stopping() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await.map_err(|e| e.to_string())
+impl Http<'_> {
+    /// HTTP/1.1, and HTTP/2 when `http2` is on (by ALPN, or prior knowledge on plain
+    /// connections) with extended CONNECT (RFC 8441), until the client leaves, the
+    /// connection is upgraded, a timer ends it, or shutdown.
+    async fn serve<IO>(self, io: IO, ends: Endpoints)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let cfg = &self.generation.cfg;
+        let (svc_shared, svc_activity) = (self.shared.clone(), self.activity.clone());
+        let svc = service_fn(move |req: Request<Incoming>| {
+            let shared = svc_shared.clone();
+            let ends = ends.clone();
+            let stream = svc_activity.request(req.version());
+            async move { Ok::<_, Infallible>(answer(req, ends, stream, &shared).await) }
+        });
+        // Both connection types end the same ways: on shutdown or when idle, finish what
+        // is in flight; with no complete request by the deadline, drop the connection.
+        macro_rules! drive {
+            ($conn:expr) => {{
+                let conn = $conn;
+                tokio::pin!(conn);
+                let limits = &cfg.limits;
+                let expiry = self
+                    .activity
+                    .expired(self.deadline, limits.http2_idle_timeout);
+                tokio::pin!(expiry);
+                let mut closing = false;
+                loop {
+                    tokio::select! {
+                        r = conn.as_mut() => break r.map_err(|e| e.to_string()),
+                        end = expiry.as_mut() => match end {
+                            Expiry::Handshake => {
+                                break Err("no complete request by the handshake deadline".into())
+                            }
+                            Expiry::Idle if closing => {
+                                break Err("idle connection did not close in time".into())
+                            }
+                            Expiry::Idle => {
+                                debug!("closing idle http/2 connection");
+                                conn.as_mut().graceful_shutdown();
+                                closing = true;
+                                // Whatever slips in before the GOAWAY is served; an
+                                // idle connection still open after this is dropped.
+                                let close = cfg.liveness.close_timeout;
+                                expiry.set(self.activity.expired(self.deadline, close));
+                            }
+                        },
+                        () = self.shared.life.stopping(), if !closing => {
+                            conn.as_mut().graceful_shutdown();
+                            closing = true;
+                        }
+                    }
                 }
-            }
-        }};
-    }
-    let io = TokioIo::new(io);
-    let result = if generation.cfg.http2 {
-        let builder = auto_builder(limits);
-        drive!(builder.serve_connection_with_upgrades(io, svc))
-    } else {
-        let mut http1 = http1::Builder::new();
-        http1
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.handshake_timeout)
-            .max_buf_size(limits.max_header_size.as_usize())
-            .max_headers(limits.max_headers);
-        drive!(http1.serve_connection(io, svc).with_upgrades())
-    };
-    if let Err(e) = result {
-        debug!(error = %e, "http connection ended with an error");
+            }};
+        }
+        let io = TokioIo::new(io);
+        let result: Result<(), String> = if cfg.http2 {
+            let builder = auto_builder(cfg);
+            drive!(builder.serve_connection_with_upgrades(io, svc))
+        } else {
+            drive!(http1_builder(cfg).serve_connection(io, svc).with_upgrades())
+        };
+        if let Err(e) = result {
+            debug!(error = %e, "http connection ended with an error");
+        }
     }
 }
 
-/// HTTP/1.1 and HTTP/2 (chosen by ALPN or the client's first bytes), with extended CONNECT.
-fn auto_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.handshake_timeout)
-        .max_buf_size(limits.max_header_size.as_usize())
-        .max_headers(limits.max_headers);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .enable_connect_protocol()
-        .max_header_list_size(u32::try_from(limits.max_header_size.0).unwrap_or(u32::MAX))
-        .initial_stream_window_size(H2_STREAM_WINDOW)
-        .initial_connection_window_size(H2_CONNECTION_WINDOW)
-        .max_concurrent_streams(H2_MAX_STREAMS);
-    builder
-}
-
+/// Answers one request. `stream` counts it as open on its connection until it is
+/// answered, or, if it is upgraded, until its session ends.
 async fn answer(
     mut req: Request<Incoming>,
     ends: Endpoints,
+    stream: OpenStream,
     shared: &Arc<Shared>,
 ) -> Response<Full<Bytes>> {
     if let Some(resp) = probes::probe(&req, shared) {
@@ -234,7 +241,7 @@ async fn answer(
             0
         },
     );
-    match upgrade(&mut req, client, &ends, &generation, shared).await {
+    match upgrade(&mut req, client, &ends, stream, &generation, shared).await {
         Ok(resp) => resp,
         Err(reject) => {
             shared.metrics.rejected(&reject);
@@ -256,6 +263,7 @@ async fn upgrade(
     req: &mut Request<Incoming>,
     client: SocketAddr,
     ends: &Endpoints,
+    stream: OpenStream,
     generation: &Generation,
     shared: &Arc<Shared>,
 ) -> Result<Response<Full<Bytes>>, Reject> {
@@ -298,6 +306,7 @@ async fn upgrade(
         transport: (req.version() == hyper::Version::HTTP_2)
             .then(|| ends.transport.clone())
             .flatten(),
+        stream,
     };
     let on_upgrade = hyper::upgrade::on(req);
     let session = session::run(on_upgrade, backend.stream, info, shared.clone());

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
-use tokio::time::sleep;
+use tokio::time::{Instant, sleep};
 use tracing::{Instrument, error, info_span, warn};
 
 use crate::http;
@@ -73,6 +73,8 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
+        // The connection's handshake deadline counts from here.
+        let accepted = Instant::now();
         let wanted = max_unsent_to_client(&shared);
         if wanted != max_unsent {
             max_unsent = wanted;
@@ -84,7 +86,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 warn!(error = %e, %peer, "could not set TCP_NOTSENT_LOWAT");
             }
         }
-        let task = http::serve_connection(tcp, peer, shared.clone(), permit);
+        let task = http::serve_connection(tcp, peer, accepted, shared.clone(), permit);
         shared
             .life
             .spawn(task.instrument(info_span!("conn", %peer)));

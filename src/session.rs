@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 
 use crate::admission::SessionSlot;
 use crate::error::SessionEnd;
+use crate::http::OpenStream;
 use crate::metrics::RouteMetrics;
 use crate::pump::{ClientStream, Http2Stream, Outcome, Pump, PumpConfig};
 use crate::state::{RoutePlan, Shared};
@@ -32,6 +33,8 @@ pub struct SessionInfo {
     /// For an HTTP/2 session, the client's TCP socket (shared with the connection's other
     /// streams), for liveness to read its kernel's view of the client.
     pub transport: Option<Arc<OwnedFd>>,
+    /// Keeps the session's HTTP/2 connection from counting as idle while it runs.
+    pub stream: OpenStream,
 }
 
 /// Waits for hyper to hand over the upgraded connection, pumps, and logs the outcome.

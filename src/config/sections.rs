@@ -20,9 +20,15 @@ pub struct Limits {
     /// Data that may wait unsent in the kernel towards one client (`TCP_NOTSENT_LOWAT`):
     /// what a ping, pong or close frame can queue behind, and a slow client's kernel memory.
     pub max_unsent_to_client: ByteSize,
-    /// Time a client has to send complete request headers (and the PROXY header first).
+    /// One deadline from accept to the first complete request head: the PROXY header, the
+    /// TLS handshake, HTTP/1.1-or-2 detection and the headers together. On HTTP/1.1
+    /// keep-alive, also the time each later request head has after the previous answer.
     #[serde(with = "units::duration")]
     pub handshake_timeout: Duration,
+    /// An HTTP/2 connection with no open stream (no request in progress, no session) for
+    /// this long is closed with GOAWAY.
+    #[serde(with = "units::duration")]
+    pub http2_idle_timeout: Duration,
     /// The listener's accept queue (the kernel caps it at `net.core.somaxconn`): bursts of
     /// new connections, and connections held back by `max_pending_handshakes`, wait here.
     pub listen_backlog: u32,
@@ -64,6 +70,7 @@ impl Default for Limits {
             backend_read_size: ByteSize::kib(64),
             max_unsent_to_client: ByteSize::kib(128),
             handshake_timeout: Duration::from_secs(10),
+            http2_idle_timeout: Duration::from_secs(60),
             listen_backlog: 4096,
             max_header_size: ByteSize::kib(16),
             max_headers: 100,

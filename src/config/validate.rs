@@ -82,6 +82,7 @@ impl Config {
             );
         }
         check_positive(bad, "limits.handshake_timeout", l.handshake_timeout);
+        check_positive(bad, "limits.http2_idle_timeout", l.http2_idle_timeout);
         // hyper cannot read a request head in less than 8 KiB.
         if l.max_header_size < ByteSize::kib(8) || l.max_header_size > ByteSize::mib(1) {
             bad.push(

@@ -1,13 +1,13 @@
 //! The TLS side of accepting one connection, inside that connection's task and bounded by
-//! `tls.handshake_timeout`, so a client that never finishes its ClientHello holds up no
-//! one else. With `allow_plaintext`, the first byte tells TLS (a handshake record, 0x16)
-//! from plain HTTP.
+//! a deadline (the connection's handshake deadline, or `tls.handshake_timeout` if that
+//! ends first), so a client that never finishes its ClientHello holds up no one else.
+//! With `allow_plaintext`, the first byte tells TLS (a handshake record, 0x16) from plain
+//! HTTP.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout_at};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
@@ -26,19 +26,20 @@ pub type ClientIdentity = Arc<[String]>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
-    #[error("no TLS handshake within {0:?}")]
-    Timeout(Duration),
+    #[error("TLS handshake not finished by the handshake deadline")]
+    Timeout,
     #[error("TLS handshake failed: {0}")]
     Handshake(std::io::Error),
     #[error("connection closed before the handshake")]
     Closed,
 }
 
-/// Runs the TLS handshake on `tcp` (or passes it through as plain, if allowed and it is).
+/// Runs the TLS handshake on `tcp` (or passes it through as plain, if allowed and it is),
+/// giving up at `deadline`.
 pub async fn accept(
     tcp: TcpStream,
     server: &Arc<rustls::ServerConfig>,
-    limit: Duration,
+    deadline: Instant,
     allow_plaintext: bool,
 ) -> Result<Transport, AcceptError> {
     let handshake = async {
@@ -56,9 +57,9 @@ pub async fn accept(
             .map_err(AcceptError::Handshake)?;
         Ok(Transport::Tls(Box::new(stream)))
     };
-    timeout(limit, handshake)
+    timeout_at(deadline, handshake)
         .await
-        .map_err(|_| AcceptError::Timeout(limit))?
+        .map_err(|_| AcceptError::Timeout)?
 }
 
 /// The verified client certificate's names, if the client presented one.

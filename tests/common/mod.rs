@@ -76,8 +76,14 @@ impl Gateway {
 /// Runs the real gateway with `cfg` on an ephemeral port. Ready once this returns: the
 /// listener is bound before `run` starts.
 pub async fn spawn_gateway(cfg: Config) -> Gateway {
-    init_logs();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    spawn_gateway_on(cfg, listener).await
+}
+
+/// As [`spawn_gateway`], on a listener the test bound (e.g. with the gateway's own
+/// `listener::bind` and its accept queue, where tokio's default of 1,024 is too short).
+pub async fn spawn_gateway_on(cfg: Config, listener: TcpListener) -> Gateway {
+    init_logs();
     let addr = listener.local_addr().unwrap();
     let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = admin_listener.local_addr().unwrap();
