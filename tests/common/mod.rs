@@ -2,6 +2,9 @@
 //! client, and helpers that wait on events (never on fixed sleeps).
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod access_log;
+pub mod backend_faults;
+pub mod bare;
 pub mod metrics;
 pub mod netfault;
 pub mod process;

@@ -123,6 +123,28 @@ impl Lines {
         }
     }
 
+    /// As [`wait_for`](Self::wait_for), but lines already read by earlier waits count too,
+    /// so lines can be looked for in any order.
+    pub async fn find(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.take_ready();
+        if let Some(line) = self.seen.iter().find(|l| pred(l)) {
+            return line.clone();
+        }
+        self.wait_for(what, pred).await
+    }
+
+    /// Every line written so far (without waiting for more).
+    pub fn so_far(&mut self) -> &[String] {
+        self.take_ready();
+        &self.seen
+    }
+
+    fn take_ready(&mut self) {
+        while let Ok(line) = self.rx.try_recv() {
+            self.seen.push(line);
+        }
+    }
+
     /// Reads to the end of the output (the process has exited) and returns every line.
     pub async fn all(&mut self) -> String {
         timeout(PATIENCE, async {
@@ -196,4 +218,20 @@ pub async fn start_serving(args: &[&str], env: &[(&str, &str)]) -> Started {
 pub async fn start_listening(args: &[&str]) -> (Running, Lines, String) {
     let s = start_serving(args, &[]).await;
     (s.proc, s.stderr, s.addr)
+}
+
+/// The resident memory of process `pid`, from `/proc/<pid>/status`.
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/status: {e}"));
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("VmRSS line in /proc/<pid>/status");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in KiB");
+    kib * 1024
 }
