@@ -159,6 +159,13 @@ impl Handle {
         }
     }
 
+    /// Reloads the certificate files of the running config, as the certificate watcher
+    /// does when they change. A pair that does not load is refused (logged and counted in
+    /// `wsgate_tls_certificate_reloads_total`) and the running certificates stay.
+    pub fn refresh_certificates(&self) {
+        self.shared.refresh_certificates();
+    }
+
     /// Records a reload that failed before a config could even be built (bad file).
     pub fn refuse_reload(&self, e: &ConfigError) {
         let failed = metrics::ResultLabel { result: "failed" };

@@ -4,6 +4,7 @@
 
 pub mod metrics;
 pub mod process;
+pub mod tls_client;
 
 use std::net::SocketAddr;
 use std::time::Duration;
