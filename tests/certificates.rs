@@ -165,3 +165,51 @@ async fn a_broken_token_file_does_not_hold_back_a_renewed_certificate() {
     assert_eq!(upgrade_status(stream, &[]).await, 401, "auth is still on");
     gw.shut_down().await.unwrap();
 }
+
+#[tokio::test]
+async fn sighup_renews_the_certificate_even_when_the_reload_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (server_certs(), server_certs());
+    let cert = write(dir.path(), "server.pem", &first.server_chain);
+    let key = write(dir.path(), "server-key.pem", &first.server_key);
+    let tokens = write(dir.path(), "tokens", "# test-only token\ngood-token\n");
+    let config = write(
+        dir.path(),
+        "wsgate.yaml",
+        &format!(
+            "listen: 127.0.0.1:0\ntls:\n  cert: {}\n  key: {}\n  watch_interval: off\n\
+             routes:\n  - path: /\n    backend: {}\n    auth: token\n    tokens: {{ file: {} }}\n",
+            cert.display(),
+            key.display(),
+            echo_backend().await,
+            tokens.display(),
+        ),
+    );
+    let mut gw = process::start_serving(&["--config", config.to_str().unwrap()], &[]).await;
+    let addr = gw.addr.parse().unwrap();
+    let trust = trusting(&[&first.ca_cert, &second.ca_cert]);
+    let stream = handshake(addr, "localhost", trust.clone()).await;
+    assert_eq!(served_serial(&stream), pem_serial(&first.server_chain));
+
+    write(dir.path(), "tokens", "# no tokens left\n");
+    install_pair(dir.path(), &second);
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &gw.proc.pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let refused = gw
+        .stderr
+        .wait_for("the refused reload", |l| l.contains("reload refused"))
+        .await;
+    assert!(refused.contains("routes.0.tokens"), "{refused}");
+    gw.stderr
+        .wait_for("the renewal", |l| l.contains("certificates reloaded"))
+        .await;
+    let stream = handshake(addr, "localhost", trust).await;
+    assert_eq!(served_serial(&stream), pem_serial(&second.server_chain));
+    let bearer = [("authorization", "Bearer good-token")];
+    assert_eq!(upgrade_status(stream, &bearer).await, 101);
+    gw.proc.sigterm();
+    assert!(gw.proc.wait().await.success());
+}
