@@ -10,6 +10,7 @@ use common::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, timeout};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// Polls `check` every 20 ms until it holds (or the test's patience runs out).
@@ -98,6 +99,41 @@ async fn metrics_follow_sessions_refusals_and_traffic() {
     assert_eq!(value(&m, "wsgate_session_duration_seconds_count", &[]), 1.0);
     assert_eq!(value(&m, "wsgate_backend_connect_seconds_count", &[]), 1.0);
     assert!(value(&m, "wsgate_connections_accepted_total", &[]) >= 3.0);
+    gw.shut_down().await.unwrap();
+}
+
+#[tokio::test]
+async fn client_chosen_close_codes_are_bucketed_in_metrics() {
+    let gw = spawn_gateway(config_for(echo_backend().await)).await;
+    for code in [4321, 3999] {
+        let mut ws = connect(&gw.url("/")).await;
+        ws.close(Some(CloseFrame {
+            code: CloseCode::from(code),
+            reason: "".into(),
+        }))
+        .await
+        .unwrap();
+        let echoed = next_close(&mut ws).await.expect("the gateway echoes the close");
+        assert_eq!(u16::from(echoed.code), code);
+    }
+    eventually("both sessions are counted closed", async || {
+        value(&gw.metrics().await, "wsgate_sessions_closed_total", &[]) == 2.0
+    })
+    .await;
+    let m = gw.metrics().await;
+    let closed = |code| value(&m, "wsgate_sessions_closed_total", &[("code", code)]);
+    assert_eq!(closed("4xxx"), 1.0);
+    assert_eq!(closed("3xxx"), 1.0);
+    let codes: Vec<&str> = m
+        .iter()
+        .filter(|s| s.name == "wsgate_sessions_closed_total")
+        .filter_map(|s| s.labels.get("code").map(String::as_str))
+        .collect();
+    assert_eq!(codes.len(), 2, "{codes:?}");
+    assert!(
+        !codes.contains(&"4321") && !codes.contains(&"3999"),
+        "{codes:?}"
+    );
     gw.shut_down().await.unwrap();
 }
 
