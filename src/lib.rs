@@ -16,6 +16,7 @@ pub mod config;
 pub mod demo;
 pub mod devcert;
 pub mod error;
+pub mod exposure;
 pub mod frame;
 pub mod handshake;
 pub mod health;
@@ -107,6 +108,7 @@ impl Server {
         let routes = shared.current().cfg.routes.len();
         let admin_text = admin_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
         info!(%addr, admin = %admin_text, routes, "listening");
+        exposure::warn_about(&shared.current().cfg, addr);
         let admin = listeners
             .admin
             .map(|l| tokio::spawn(admin::serve(l, shared.clone())));

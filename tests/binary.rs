@@ -281,3 +281,30 @@ async fn the_listener_gets_the_configured_backlog() {
     gw.proc.sigterm();
     assert_eq!(gw.proc.wait().await.code(), Some(0));
 }
+
+/// The whole log of `wsgate --listen <listen>` with the default origins (`*`) and no
+/// auth, from start to a clean exit.
+async fn log_of_a_run_listening_on(listen: &str) -> String {
+    let echo = echo_backend().await.to_string();
+    let mut gw = start_serving(&["--listen", listen, "--backend", &echo], &[]).await;
+    gw.proc.sigterm();
+    assert_eq!(gw.proc.wait().await.code(), Some(0));
+    gw.stderr.all().await
+}
+
+#[tokio::test]
+async fn any_origin_without_auth_is_warned_about_off_loopback_only() {
+    let is_warning = |l: &&str| {
+        l.contains("\"level\":\"WARN\"") && l.contains("route open to any web page")
+    };
+    let log = log_of_a_run_listening_on("0.0.0.0:0").await;
+    let warning = log
+        .lines()
+        .find(is_warning)
+        .unwrap_or_else(|| panic!("no warning in:\n{log}"));
+    assert!(warning.contains("\"route\":\"/\""), "{warning}");
+
+    let log = log_of_a_run_listening_on("127.0.0.1:0").await;
+    assert!(!log.lines().any(|l| is_warning(&l)), "{log}");
+    assert!(log.contains("\"message\":\"listening\""), "{log}");
+}
