@@ -271,8 +271,8 @@ impl Metrics {
 
 /// The close codes RFC 6455 and the IANA registry define (1000-1015), each its own label.
 const REGISTERED_CLOSE_CODES: [&str; 16] = [
-    "1000", "1001", "1002", "1003", "1004", "1005", "1006", "1007", "1008", "1009", "1010",
-    "1011", "1012", "1013", "1014", "1015",
+    "1000", "1001", "1002", "1003", "1004", "1005", "1006", "1007", "1008", "1009", "1010", "1011",
+    "1012", "1013", "1014", "1015",
 ];
 
 /// The `code` label for a close code. A client chooses the code it closes with, so codes

@@ -19,7 +19,7 @@ use arc_swap::ArcSwap;
 use tracing::{error, info};
 
 use crate::admission::{OriginPolicy, RateLimits, SessionCaps};
-use crate::auth::Authenticator;
+use crate::auth::{AdminTokens, Authenticator};
 use crate::client_ip::TrustedProxies;
 use crate::config::{Config, ConfigError, Limits, Route};
 use crate::health::Health;
@@ -86,6 +86,8 @@ pub struct Generation {
     pub rates: Arc<RateLimits>,
     /// The TLS setup, when `tls` is on.
     pub tls: Option<Arc<TlsSetup>>,
+    /// What the admin listener asks for besides the probes, when `admin.tokens` is set.
+    pub admin_tokens: Option<Arc<AdminTokens>>,
 }
 
 impl Generation {
@@ -107,6 +109,13 @@ impl Generation {
                 routes.insert(route.path.clone(), Arc::new(plan));
             }
         }
+        let admin_tokens = match &cfg.admin.tokens {
+            None => None,
+            Some(source) => AdminTokens::load(source)
+                .map(|t| Some(Arc::new(t)))
+                .map_err(|problems| bad.problems.extend(problems))
+                .unwrap_or_default(),
+        };
         let tls = tls::build(&cfg.tls, cfg.http2)
             .map_err(|e| bad.extend(e))
             .ok()
@@ -123,6 +132,7 @@ impl Generation {
             trusted: trusted.unwrap_or_default(),
             rates,
             tls,
+            admin_tokens,
         })
     }
 
@@ -134,6 +144,7 @@ impl Generation {
             trusted: self.trusted.clone(),
             rates: self.rates.clone(),
             tls: Some(Arc::new(tls)),
+            admin_tokens: self.admin_tokens.clone(),
         }
     }
 

@@ -38,6 +38,75 @@ async fn probes_answer_on_the_main_and_admin_listeners() {
     gw.shut_down().await.unwrap();
 }
 
+/// A GET with an optional `Authorization` value; the status and the whole response.
+async fn get_with(addr: std::net::SocketAddr, path: &str, auth: Option<&str>) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
+    let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n");
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut all = Vec::new();
+    timeout(PATIENCE, sock.read_to_end(&mut all))
+        .await
+        .expect("no response in time")
+        .unwrap();
+    let text = String::from_utf8_lossy(&all).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[tokio::test]
+async fn admin_tokens_guard_metrics_but_not_the_probes() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("admin-tokens");
+    std::fs::write(&tokens, "# test-only\nscrape-me\n").unwrap();
+    let mut cfg = config_for(echo_backend().await);
+    cfg.admin.tokens = Some(wsgate::config::TokenSource {
+        file: Some(tokens.clone()),
+        env: None,
+    });
+    let gw = spawn_gateway(cfg.clone()).await;
+    for auth in [None, Some("Bearer wrong"), Some("Basic c2NyYXBlLW1l")] {
+        let (status, resp) = get_with(gw.admin, "/metrics", auth).await;
+        assert_eq!(status, 401, "{auth:?}: {resp}");
+        assert!(
+            resp.to_ascii_lowercase()
+                .contains("www-authenticate: bearer"),
+            "{resp}"
+        );
+        assert!(!resp.contains("wsgate_"), "metrics leaked: {resp}");
+    }
+    let (status, _) = get_with(gw.admin, "/nope", None).await;
+    assert_eq!(status, 401, "nothing but the probes without the token");
+    let (status, resp) = get_with(gw.admin, "/metrics", Some("Bearer scrape-me")).await;
+    assert_eq!(status, 200, "{resp}");
+    assert!(resp.contains("wsgate_connections_accepted_total"), "{resp}");
+    for probe in ["/healthz", "/readyz"] {
+        assert_eq!(get_with(gw.admin, probe, None).await.0, 200, "{probe}");
+    }
+
+    // The token file is re-read on reload.
+    std::fs::write(&tokens, "scrape-me-too\n").unwrap();
+    gw.handle.reload(cfg).expect("the config is valid");
+    assert_eq!(
+        get_with(gw.admin, "/metrics", Some("Bearer scrape-me"))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        get_with(gw.admin, "/metrics", Some("Bearer scrape-me-too"))
+            .await
+            .0,
+        200
+    );
+    gw.shut_down().await.unwrap();
+}
+
 #[tokio::test]
 async fn metrics_follow_sessions_refusals_and_traffic() {
     let mut cfg = config_for(echo_backend().await);
@@ -113,7 +182,9 @@ async fn client_chosen_close_codes_are_bucketed_in_metrics() {
         }))
         .await
         .unwrap();
-        let echoed = next_close(&mut ws).await.expect("the gateway echoes the close");
+        let echoed = next_close(&mut ws)
+            .await
+            .expect("the gateway echoes the close");
         assert_eq!(u16::from(echoed.code), code);
     }
     eventually("both sessions are counted closed", async || {
