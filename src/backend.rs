@@ -5,16 +5,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use socket2::{SockRef, TcpKeepalive};
 use tokio::net::{TcpStream, lookup_host};
 use tokio::time::timeout;
 use tracing::debug;
 
-/// Keepalive probes on the backend socket: a backend host that vanished is noticed in about
-/// `KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_RETRIES` even when no data flows.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-const KEEPALIVE_RETRIES: u32 = 3;
+use crate::socket_options;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -68,20 +63,11 @@ async fn connect_one(addr: &str) -> io::Result<Backend> {
     for sa in lookup_host(addr).await? {
         match TcpStream::connect(sa).await {
             Ok(stream) => {
-                tune(&stream)?;
+                socket_options::tune_backend(&stream)?;
                 return Ok(Backend { stream, addr: sa });
             }
             Err(e) => last = e,
         }
     }
     Err(last)
-}
-
-fn tune(stream: &TcpStream) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    let keepalive = TcpKeepalive::new()
-        .with_time(KEEPALIVE_IDLE)
-        .with_interval(KEEPALIVE_INTERVAL)
-        .with_retries(KEEPALIVE_RETRIES);
-    SockRef::from(stream).set_tcp_keepalive(&keepalive)
 }

@@ -4,7 +4,7 @@
 //!
 //! [`run`] is the whole server over a listener the caller binds; the binary is a thin
 //! shell over it.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // allowed in `tcp_info` alone: two syscalls with no safe wrapper
 
 pub mod admin;
 pub mod admission;
@@ -30,7 +30,9 @@ pub mod proxy_protocol;
 pub mod pump;
 pub mod reload;
 pub mod session;
+pub mod socket_options;
 pub mod state;
+pub mod tcp_info;
 pub mod tls;
 
 use std::future::Future;
@@ -93,7 +95,19 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then drains: not ready at once, still accepting
     /// for `shutdown.delay`, then sessions close with 1001 and get `shutdown.grace` to end.
-    pub async fn serve(
+    ///
+    /// The listener's socket options, which every connection inherits, are set here,
+    /// before the returned future first runs: call this before clients may arrive.
+    pub fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()>,
+    ) -> impl Future<Output = Result<(), StartError>> {
+        listener::tune(&listeners.main, &self.shared);
+        self.serve_tuned(listeners, shutdown)
+    }
+
+    async fn serve_tuned(
         self,
         listeners: Listeners,
         shutdown: impl Future<Output = ()>,

@@ -11,6 +11,7 @@ use tokio::time::sleep;
 use tracing::{Instrument, error, info_span, warn};
 
 use crate::http;
+use crate::socket_options;
 use crate::state::Shared;
 
 /// How long to back off when accepting fails for a reason that is not one connection's
@@ -36,7 +37,16 @@ pub fn bind(addr: &str, backlog: u32) -> io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
-/// Accepts until the future is dropped.
+/// Sets the options every accepted client connection inherits (see [`socket_options`]).
+/// Connections that completed their handshake in the kernel before this do not get them.
+pub fn tune(listener: &TcpListener, shared: &Shared) {
+    let max_unsent = max_unsent_to_client(shared);
+    if let Err(e) = socket_options::tune_listener(listener, max_unsent) {
+        warn!(error = %e, "could not set client socket options on the listener");
+    }
+}
+
+/// Accepts until the future is dropped. The listener was [`tune`]d.
 pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     // Connections not yet upgraded or refused. At the cap, accepting pauses and the kernel
     // backlog absorbs the burst, so a flood of half-open handshakes cannot take every slot
@@ -44,6 +54,8 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let pending = Arc::new(Semaphore::new(
         shared.current().cfg.limits.max_pending_handshakes,
     ));
+    // A reload that changes the unsent bound re-tunes the listener at the next accept.
+    let mut max_unsent = max_unsent_to_client(&shared);
     loop {
         let Ok(permit) = pending.clone().acquire_owned().await else {
             return;
@@ -61,14 +73,27 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        if let Err(e) = tcp.set_nodelay(true) {
-            warn!(error = %e, %peer, "could not set TCP_NODELAY");
+        let wanted = max_unsent_to_client(&shared);
+        if wanted != max_unsent {
+            max_unsent = wanted;
+            if let Err(e) = socket_options::set_max_unsent(&listener, max_unsent) {
+                warn!(error = %e, "could not change limits.max_unsent_to_client");
+            }
+            // This connection was accepted before the change.
+            if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_notsent_lowat(max_unsent) {
+                warn!(error = %e, %peer, "could not set TCP_NOTSENT_LOWAT");
+            }
         }
         let task = http::serve_connection(tcp, peer, shared.clone(), permit);
         shared
             .life
             .spawn(task.instrument(info_span!("conn", %peer)));
     }
+}
+
+fn max_unsent_to_client(shared: &Shared) -> u32 {
+    let bytes = shared.current().cfg.limits.max_unsent_to_client.0;
+    u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
 /// Errors that concern only the connection being accepted (it was reset or aborted

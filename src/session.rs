@@ -9,12 +9,13 @@ use hyper::upgrade::{OnUpgrade, Parts};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
 use crate::admission::SessionSlot;
 use crate::error::SessionEnd;
 use crate::metrics::RouteMetrics;
-use crate::pump::{Outcome, Pump, PumpConfig};
+use crate::pump::{ClientStream, Outcome, Pump, PumpConfig};
 use crate::state::{RoutePlan, Shared};
 
 /// Who and what a session connects, for its log line.
@@ -51,14 +52,18 @@ pub fn run(
         let (cfg, metrics) = (&info.route.pump, &info.route.metrics);
         let stopping = || shared.life.stopping();
         metrics.active.inc();
-        // The plain-TCP case skips hyper's boxed IO; anything else goes through it.
+        // Plain TCP and TLS over HTTP/1.1 skip hyper's boxed IO: the pump then reaches the
+        // TCP socket itself. HTTP/2 streams go through it.
         let outcome = match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => plain(parts, backend, cfg, metrics).run(stopping).await,
-            Err(upgraded) => {
-                let client = TokioIo::new(upgraded);
-                let pump = Pump::new(client, Bytes::new(), backend, cfg, metrics);
-                pump.run(stopping).await
-            }
+            Ok(parts) => unwrapped(parts, backend, cfg, metrics).run(stopping).await,
+            Err(upgraded) => match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
+                Ok(parts) => unwrapped(parts, backend, cfg, metrics).run(stopping).await,
+                Err(upgraded) => {
+                    let client = TokioIo::new(upgraded);
+                    let pump = Pump::new(client, Bytes::new(), backend, cfg, metrics);
+                    pump.run(stopping).await
+                }
+            },
         };
         metrics.active.dec();
         shared
@@ -68,13 +73,13 @@ pub fn run(
     }
 }
 
-/// The pump for a plain TCP client, taken out of hyper's wrapper.
-fn plain<'m>(
-    parts: Parts<TokioIo<TcpStream>>,
+/// The pump for a client stream taken out of hyper's wrapper.
+fn unwrapped<'m, C: ClientStream>(
+    parts: Parts<TokioIo<C>>,
     backend: TcpStream,
     cfg: &PumpConfig,
     metrics: &'m RouteMetrics,
-) -> Pump<'m, TcpStream> {
+) -> Pump<'m, C> {
     // `read_buf` is a view into hyper's whole read buffer: holding even an empty one would
     // keep that buffer alive for the session's life.
     let early = if parts.read_buf.is_empty() {

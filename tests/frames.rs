@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -27,7 +27,7 @@ fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// The next server frame: (first header byte, payload).
-async fn server_frame(sock: &mut TcpStream) -> (u8, Vec<u8>) {
+async fn server_frame(sock: &mut (impl AsyncRead + Unpin)) -> (u8, Vec<u8>) {
     let mut head = [0u8; 2];
     timeout(PATIENCE, sock.read_exact(&mut head))
         .await
@@ -135,4 +135,65 @@ async fn a_close_reason_that_is_not_utf8_closes_with_1007() {
         .unwrap();
     assert_eq!(close_code(&mut client).await, 1007);
     gw.shut_down().await.unwrap();
+}
+
+/// Autobahn 2.10 and 2.11: every ping gets its own pong, in order, whether the pings
+/// arrive in one segment or byte by byte.
+#[tokio::test]
+async fn every_ping_is_answered_in_order() {
+    let (_gw, mut client, _sock) = session().await;
+    for byte_by_byte in [false, true] {
+        let payloads: Vec<Vec<u8>> = (0..10u8)
+            .map(|i| format!("ping {i}").into_bytes())
+            .collect();
+        let wire: Vec<u8> = payloads.iter().flat_map(|p| frame(0x89, p)).collect();
+        if byte_by_byte {
+            for byte in &wire {
+                client.write_all(&[*byte]).await.unwrap();
+            }
+        } else {
+            client.write_all(&wire).await.unwrap();
+        }
+        for expected in &payloads {
+            let (first, payload) = server_frame(&mut client).await;
+            assert_eq!(first, 0x8A, "a pong");
+            assert_eq!(
+                &payload, expected,
+                "pongs in order (byte by byte: {byte_by_byte})"
+            );
+        }
+    }
+}
+
+/// A ping flood is answered without memory growing: the last pings are coalesced once
+/// many wait, and the last one sent is always answered.
+#[tokio::test]
+async fn a_ping_flood_is_bounded_and_the_last_ping_answered() {
+    let (_gw, mut client, _sock) = session().await;
+    let mut wire = Vec::new();
+    for i in 0..20_000u32 {
+        wire.extend(frame(0x89, &i.to_be_bytes()));
+    }
+    wire.extend(frame(0x89, b"last"));
+    let (mut reader, mut writer) = client.split();
+    let send = async {
+        writer.write_all(&wire).await.unwrap();
+    };
+    let receive = async {
+        let mut answered = 0u32;
+        let mut previous: Option<u32> = None;
+        loop {
+            let (first, payload) = server_frame(&mut reader).await;
+            assert_eq!(first, 0x8A, "a pong");
+            answered += 1;
+            if payload == b"last" {
+                return answered;
+            }
+            let n = u32::from_be_bytes(payload.try_into().unwrap());
+            assert!(previous.is_none_or(|p| p < n), "pongs in order");
+            previous = Some(n);
+        }
+    };
+    let ((), answered) = tokio::join!(send, receive);
+    assert!(answered > 1, "pings were answered along the way");
 }

@@ -18,6 +18,9 @@ pub struct Limits {
     pub read_buffer_size: ByteSize,
     /// Most bytes read from the backend at once, so the largest message sent to the client.
     pub backend_read_size: ByteSize,
+    /// Data that may wait unsent in the kernel towards one client (`TCP_NOTSENT_LOWAT`):
+    /// what a ping, pong or close frame can queue behind, and a slow client's kernel memory.
+    pub max_unsent_to_client: ByteSize,
     /// Time a client has to send complete request headers (and the PROXY header first).
     #[serde(with = "units::duration")]
     pub handshake_timeout: Duration,
@@ -60,6 +63,7 @@ impl Default for Limits {
             max_frame_size: ByteSize::mib(1),
             read_buffer_size: ByteSize::kib(256),
             backend_read_size: ByteSize::kib(64),
+            max_unsent_to_client: ByteSize::kib(128),
             handshake_timeout: Duration::from_secs(10),
             listen_backlog: 4096,
             max_header_size: ByteSize::kib(16),

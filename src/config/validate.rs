@@ -13,6 +13,8 @@ const MAX_MESSAGE_CEILING: ByteSize = ByteSize::mib(1024);
 /// Bounds for per-read buffer sizes.
 const MIN_BUFFER: ByteSize = ByteSize(256);
 const MAX_BUFFER: ByteSize = ByteSize::mib(16);
+/// Below this, a client socket would wake the gateway for every few segments.
+const MIN_UNSENT: ByteSize = ByteSize::kib(4);
 
 impl Config {
     /// Every problem with this config, each naming its key and value.
@@ -71,6 +73,13 @@ impl Config {
                     format!("{size} is out of range ({MIN_BUFFER} to {MAX_BUFFER})"),
                 );
             }
+        }
+        let unsent = l.max_unsent_to_client;
+        if unsent < MIN_UNSENT || unsent > MAX_BUFFER {
+            bad.push(
+                "limits.max_unsent_to_client",
+                format!("{unsent} is out of range ({MIN_UNSENT} to {MAX_BUFFER})"),
+            );
         }
         check_positive(bad, "limits.handshake_timeout", l.handshake_timeout);
         // hyper cannot read a request head in less than 8 KiB.

@@ -7,8 +7,10 @@
 pub mod close;
 pub mod header;
 pub mod mask;
+pub mod pings;
 pub mod reader;
 pub mod utf8;
 
 pub use header::{MAX_SERVER_HEADER, OpCode};
+pub use pings::UnansweredPings;
 pub use reader::{FrameLimits, FrameReader};

@@ -9,6 +9,7 @@
 use super::close::{self, ClientClose};
 use super::header::{ClientHeader, MAX_CLIENT_HEADER, OpCode, parse_client};
 use super::mask::unmask;
+use super::pings::UnansweredPings;
 use super::utf8::Utf8Stream;
 
 /// Limits a session applies to its client's messages.
@@ -59,14 +60,15 @@ pub struct FrameReader {
     message: Option<(bool, u64)>,
     text: Utf8Stream,
     control: Vec<u8>,
-    /// The payload of the latest ping not yet answered.
-    pong: Option<Vec<u8>>,
+    /// Pings decoded and not yet handed on for an answer.
+    pings: UnansweredPings,
 }
 
 impl FrameReader {
-    /// Takes the payload of the last ping received, which the caller answers with a pong.
+    /// Takes the payload of the oldest ping not yet taken, which the caller answers with a
+    /// pong.
     pub fn take_ping(&mut self) -> Option<Vec<u8>> {
-        self.pong.take()
+        self.pings.pop()
     }
 
     /// Decodes `piece`, the bytes just read from the client. Not to be called again after a
@@ -208,7 +210,7 @@ impl FrameReader {
                     fed.messages += 1;
                 }
             }
-            OpCode::Ping => self.pong = Some(std::mem::take(&mut self.control)),
+            OpCode::Ping => self.pings.push(std::mem::take(&mut self.control)),
             OpCode::Pong => {}
             OpCode::Close => {
                 return Err(match close::parse(&self.control) {

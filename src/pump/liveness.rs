@@ -1,17 +1,32 @@
 //! When to ping the client, and when its silence means it is gone.
 //!
-//! A ping goes out every `ping_interval`. The client is judged gone if nothing at all
-//! (pong, ping or data) arrives within `pong_timeout` of the ping, unless it was not its
-//! fault: the gateway was not reading it (the backend was not accepting bytes), or the
-//! ping is still stuck behind data the client is visibly draining. Idle sessions (no data
-//! either way for `idle_timeout`) are ended here too. Pure logic over explicit instants,
-//! so it is tested without sockets or real time.
+//! A ping goes out every `ping_interval`. A client that answers nothing (no pong, ping or
+//! data) within `pong_timeout` of the ping is gone, unless its TCP stack shows it is still
+//! there and busy. The evidence is what the client's kernel reports back, read with
+//! `TCP_INFO` on the client's TCP connection (under TLS and HTTP/2 too):
+//!
+//! - **Reading**: the right edge of the client's receive window moved since the last look.
+//!   It moves only when the client's application takes data out of its socket, so a client
+//!   draining a long download at any rate keeps its session however long its pong waits
+//!   behind that data, while a client that stopped reading (its window closes and stays
+//!   put) does not, even though its kernel still acknowledges small frames.
+//! - **Held up by us**: the gateway is not reading the client because the backend is not
+//!   accepting bytes, and the client's kernel has acknowledged the ping itself, so the pong
+//!   may be waiting behind the client's own unread data. A client whose window stays
+//!   closed never gets the ping at all, and is gone whatever the backend does.
+//!
+//! Where the kernel reports nothing (no `TCP_INFO`), the older evidence stands in: frames
+//! fully handed to the client's stream, and the backend holding up reading.
+//!
+//! Idle sessions (no data either way for `idle_timeout`) are ended here too. Pure logic over
+//! explicit instants and samples, so it is tested without sockets or real time.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::activity::Activity;
+use crate::tcp_info::SendProgress;
 
 /// What the pump should do after a wake-up.
 #[derive(Debug, PartialEq, Eq)]
@@ -22,12 +37,23 @@ pub enum Tick {
     Wait,
 }
 
+/// What the session can show for its client at one look.
+#[derive(Debug, Clone, Copy)]
+pub struct Evidence {
+    /// Data frames fully handed to the client's stream.
+    pub delivered: u64,
+    /// The client's TCP stack, when the kernel reports it.
+    pub tcp: Option<SendProgress>,
+}
+
 #[derive(Debug)]
 struct Outstanding {
-    /// When the ping was due (it may leave later if data was in flight).
+    /// When the ping was due, or when the client was last found busy.
     since: Instant,
-    /// Data messages delivered to the client by then.
-    delivered: u64,
+    /// What the client showed at `since`.
+    seen: Evidence,
+    /// Where the ping ends in the bytes written to the client's TCP connection, once it left.
+    ping_end: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -68,33 +94,39 @@ impl LivenessTimer {
         }
     }
 
-    /// Decides at `now`, given what the session did and how many data messages have
-    /// reached the client (`delivered`).
-    pub fn on_wake(&mut self, now: Instant, act: &Activity<'_>, delivered: u64) -> Tick {
+    /// The ping has been written; `written` is the client connection's byte offset just
+    /// past it, when the kernel tells.
+    pub fn ping_left(&mut self, written: Option<u64>) {
+        if let Some(o) = &mut self.outstanding {
+            o.ping_end = written;
+        }
+    }
+
+    /// Decides at `now`, given what the session did and what the client shows.
+    pub fn on_wake(&mut self, now: Instant, act: &Activity<'_>, seen: Evidence) -> Tick {
         if let Some(idle) = self.idle_timeout {
             if now >= act.data_at() + idle {
                 return Tick::Idle;
             }
         }
-        if let Some(o) = &self.outstanding {
+        if let Some(o) = &mut self.outstanding {
             if act.heard_at() >= o.since {
                 self.outstanding = None;
             } else if now >= o.since + self.pong_timeout {
-                if !act.upstream_blocked() && delivered == o.delivered {
+                if !still_there(o, act, &seen) {
                     return Tick::Dead;
                 }
-                // Not reading the client, or it is still taking our data: judge again later.
-                self.outstanding = Some(Outstanding {
-                    since: now,
-                    delivered,
-                });
+                // Busy, not gone: judge again one pong timeout from now.
+                o.since = now;
+                o.seen = seen;
             }
         }
         if self.outstanding.is_none() && now >= self.next_ping {
             self.next_ping = now + self.ping_interval;
             self.outstanding = Some(Outstanding {
                 since: now,
-                delivered,
+                seen,
+                ping_end: None,
             });
             return Tick::SendPing;
         }
@@ -102,71 +134,18 @@ impl LivenessTimer {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PING: Duration = Duration::from_secs(30);
-    const PONG: Duration = Duration::from_secs(10);
-
-    fn setup(idle: Option<Duration>) -> (Instant, Activity<'static>, LivenessTimer) {
-        let metrics = Box::leak(Box::new(crate::metrics::Metrics::new().route("/")));
-        let t0 = Instant::now();
-        (
-            t0,
-            Activity::new(t0, metrics),
-            LivenessTimer::new(PING, PONG, idle, t0),
-        )
-    }
-
-    #[test]
-    fn silent_client_is_dead_one_pong_timeout_after_the_ping() {
-        let (t0, act, mut timer) = setup(None);
-        assert_eq!(timer.next_wake(&act), t0 + PING);
-        assert_eq!(timer.on_wake(t0 + PING, &act, 0), Tick::SendPing);
-        assert_eq!(timer.next_wake(&act), t0 + PING + PONG);
-        assert_eq!(
-            timer.on_wake(t0 + PING + PONG - Duration::from_millis(1), &act, 0),
-            Tick::Wait
-        );
-        assert_eq!(timer.on_wake(t0 + PING + PONG, &act, 0), Tick::Dead);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_answer_clears_the_ping_and_the_next_one_follows() {
-        let (t0, act, mut timer) = setup(None);
-        tokio::time::advance(PING).await;
-        assert_eq!(timer.on_wake(t0 + PING, &act, 0), Tick::SendPing);
-        tokio::time::advance(Duration::from_secs(1)).await;
-        act.heard_client();
-        assert_eq!(timer.on_wake(t0 + PING + PONG, &act, 0), Tick::Wait);
-        assert_eq!(timer.next_wake(&act), t0 + PING + PING);
-        assert_eq!(timer.on_wake(t0 + PING + PING, &act, 0), Tick::SendPing);
-    }
-
-    #[test]
-    fn not_judged_while_the_backend_holds_up_reading() {
-        let (t0, act, mut timer) = setup(None);
-        timer.on_wake(t0 + PING, &act, 0);
-        act.set_upstream_blocked(true);
-        assert_eq!(timer.on_wake(t0 + PING + PONG, &act, 0), Tick::Wait);
-        act.set_upstream_blocked(false);
-        assert_eq!(timer.on_wake(t0 + PING + PONG + PONG, &act, 0), Tick::Dead);
-    }
-
-    #[test]
-    fn a_client_draining_our_data_gets_more_time_until_it_stops() {
-        let (t0, act, mut timer) = setup(None);
-        timer.on_wake(t0 + PING, &act, 5);
-        assert_eq!(timer.on_wake(t0 + PING + PONG, &act, 9), Tick::Wait);
-        assert_eq!(timer.on_wake(t0 + PING + PONG * 2, &act, 9), Tick::Dead);
-    }
-
-    #[test]
-    fn idle_sessions_end_after_idle_timeout() {
-        let idle = Duration::from_secs(5);
-        let (t0, act, mut timer) = setup(Some(idle));
-        assert_eq!(timer.next_wake(&act), t0 + idle);
-        assert_eq!(timer.on_wake(t0 + idle, &act, 0), Tick::Idle);
+/// Whether a client that has not answered shows it is there all the same (see the module
+/// documentation).
+fn still_there(o: &Outstanding, act: &Activity<'_>, now: &Evidence) -> bool {
+    match (o.seen.tcp, now.tcp) {
+        (Some(before), Some(now)) => {
+            let reading = now.read_since(&before);
+            let ping_arrived = o.ping_end.is_some_and(|end| now.acked >= end);
+            reading || (ping_arrived && act.upstream_blocked())
+        }
+        _ => act.upstream_blocked() || now.delivered != o.seen.delivered,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -29,9 +29,10 @@ use crate::config::{Config, MessageType, Route};
 use crate::error::SessionEnd;
 use crate::frame::{FrameLimits, close};
 use crate::metrics::RouteMetrics;
+use crate::tcp_info;
 use activity::Activity;
 use downstream::Downstream;
-use liveness::{LivenessTimer, Tick};
+use liveness::{Evidence, LivenessTimer, Tick};
 pub use socket::ClientStream;
 use throttle::Throttle;
 use upstream::Upstream;
@@ -186,10 +187,8 @@ where
             self.draining = true;
         }
         while sleep.as_mut().poll(cx).is_ready() {
-            match self
-                .timer
-                .on_wake(Instant::now(), &self.act, self.writer.delivered())
-            {
+            let seen = self.evidence();
+            match self.timer.on_wake(Instant::now(), &self.act, seen) {
                 Tick::SendPing => self.writer.ping(),
                 Tick::Dead => return Poll::Ready(SessionEnd::PeerGone),
                 Tick::Idle => return Poll::Ready(SessionEnd::Idle),
@@ -203,8 +202,8 @@ where
         {
             return Poll::Ready(end);
         }
-        if let Some(ping) = self.up.take_ping() {
-            self.writer.answer_ping(&ping);
+        while let Some(ping) = self.up.take_ping() {
+            self.writer.answer_ping(ping);
         }
         let down = self.down.poll(
             cx,
@@ -214,6 +213,10 @@ where
             &self.act,
             self.draining,
         );
+        if self.writer.take_ping_left() {
+            let written = self.client.transport().and_then(tcp_info::written);
+            self.timer.ping_left(written);
+        }
         if let Poll::Ready(end) = down {
             return Poll::Ready(end);
         }
@@ -229,6 +232,14 @@ where
             }
         }
         Poll::Pending
+    }
+
+    /// What the client shows now, for the liveness timer.
+    fn evidence(&self) -> Evidence {
+        Evidence {
+            delivered: self.writer.delivered(),
+            tcp: self.client.transport().and_then(tcp_info::send_progress),
+        }
     }
 
     /// Queues the close frame `end` calls for (our own, or the reply to the client's).

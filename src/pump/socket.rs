@@ -10,17 +10,26 @@
 //! so no wake-up is lost.
 
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::task::{Context, Poll, ready};
 
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, Interest};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 
-/// The client side of a session: plain TCP, or anything hyper upgraded (TLS, HTTP/2).
+/// The client side of a session: plain TCP, TLS, or anything else hyper upgraded (HTTP/2).
 pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
-    /// The TCP socket itself, when nothing (TLS, HTTP/2) sits in between.
+    /// The TCP socket itself, when nothing (TLS, HTTP/2) sits in between: bytes written
+    /// here are the bytes on the wire.
     fn tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+
+    /// The TCP connection underneath, whatever sits in between, for what its kernel says
+    /// about the client (see [`crate::tcp_info`]).
+    fn transport(&self) -> Option<BorrowedFd<'_>> {
         None
     }
 }
@@ -28,6 +37,16 @@ pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
 impl ClientStream for TcpStream {
     fn tcp(&self) -> Option<&TcpStream> {
         Some(self)
+    }
+
+    fn transport(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.as_fd())
+    }
+}
+
+impl ClientStream for TlsStream<TcpStream> {
+    fn transport(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.get_ref().0.as_fd())
     }
 }
 

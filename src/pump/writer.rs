@@ -11,8 +11,8 @@ use super::activity::Activity;
 use super::pool;
 use super::socket::ClientStream;
 use super::splice::SplicedFrame;
-use crate::frame::OpCode;
 use crate::frame::close::control_frame;
+use crate::frame::{OpCode, UnansweredPings};
 
 /// The bytes of one frame on their way out.
 enum Frame {
@@ -39,17 +39,28 @@ struct InFlight {
     end: usize,
 }
 
+/// What the frame being flushed was, for what its arrival proves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flushing {
+    Data,
+    Ping,
+    Other,
+}
+
 #[derive(Default)]
 pub struct ClientWriter {
     current: Option<InFlight>,
     /// Written, but the stream (TLS, HTTP/2) may still hold it.
-    flushing: bool,
-    flushing_data: bool,
-    /// The answer to the latest ping (only the latest needs one).
-    pong: Option<Vec<u8>>,
+    flushing: Option<Flushing>,
+    /// The ping in flight is a ping (it is a `Control` frame like pongs and the close).
+    current_is_ping: bool,
+    /// Pings to answer, in order.
+    pongs: UnansweredPings,
     ping_due: bool,
+    /// A ping has fully reached the socket since the last [`Self::take_ping_left`].
+    ping_left: bool,
     close: Option<Vec<u8>>,
-    /// Data frames that have fully reached the socket: proof the client is draining us.
+    /// Data frames that have fully reached the socket.
     delivered: u64,
 }
 
@@ -58,9 +69,14 @@ impl ClientWriter {
         self.delivered
     }
 
+    /// Whether a ping has fully reached the socket since the last call.
+    pub fn take_ping_left(&mut self) -> bool {
+        std::mem::take(&mut self.ping_left)
+    }
+
     /// Nothing in flight: a new frame may start.
     pub fn is_idle(&self) -> bool {
-        self.current.is_none() && !self.flushing
+        self.current.is_none() && self.flushing.is_none()
     }
 
     /// Sends `buf[start..end]`, a data frame with its header. Only when idle.
@@ -83,8 +99,8 @@ impl ClientWriter {
         });
     }
 
-    pub fn answer_ping(&mut self, payload: &[u8]) {
-        self.pong = Some(control_frame(OpCode::Pong, payload));
+    pub fn answer_ping(&mut self, payload: Vec<u8>) {
+        self.pongs.push(payload);
     }
 
     pub fn ping(&mut self) {
@@ -93,19 +109,21 @@ impl ClientWriter {
 
     /// From now on only `close` (if any) goes out, after the frame in flight.
     pub fn begin_close(&mut self, close: Option<Vec<u8>>) {
-        self.pong = None;
+        self.pongs.clear();
         self.ping_due = false;
         self.close = close;
     }
 
     /// Starts the next control frame waiting, if any; whether one was started. Only when idle.
     pub fn start_control(&mut self, act: &Activity<'_>) -> bool {
+        self.current_is_ping = false;
         let frame = if let Some(close) = self.close.take() {
             close
-        } else if let Some(pong) = self.pong.take() {
-            pong
+        } else if let Some(payload) = self.pongs.pop() {
+            control_frame(OpCode::Pong, &payload)
         } else if std::mem::take(&mut self.ping_due) {
             act.pinged();
+            self.current_is_ping = true;
             control_frame(OpCode::Ping, &[])
         } else {
             return false;
@@ -144,17 +162,25 @@ impl ClientWriter {
                 out.pos += n;
             }
             if let Some(done) = self.current.take() {
-                self.flushing = true;
-                self.flushing_data = !matches!(done.frame, Frame::Control(_));
-                if let Frame::Data(buf) = done.frame {
-                    pool::give(buf);
-                }
+                self.flushing = Some(match done.frame {
+                    Frame::Control(_) if self.current_is_ping => Flushing::Ping,
+                    Frame::Control(_) => Flushing::Other,
+                    Frame::Data(buf) => {
+                        pool::give(buf);
+                        Flushing::Data
+                    }
+                    Frame::Spliced(_) => Flushing::Data,
+                });
             }
         }
-        if self.flushing {
+        if let Some(kind) = self.flushing {
             ready!(Pin::new(&mut *client).poll_flush(cx))?;
-            self.flushing = false;
-            self.delivered += u64::from(self.flushing_data);
+            self.flushing = None;
+            match kind {
+                Flushing::Data => self.delivered += 1,
+                Flushing::Ping => self.ping_left = true,
+                Flushing::Other => {}
+            }
         }
         Poll::Ready(Ok(()))
     }

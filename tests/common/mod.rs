@@ -3,8 +3,10 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod metrics;
+pub mod netfault;
 pub mod process;
 pub mod tls_client;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::time::Duration;
