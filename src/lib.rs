@@ -16,6 +16,7 @@ pub mod config;
 pub mod demo;
 pub mod devcert;
 pub mod error;
+pub mod exposure;
 pub mod frame;
 pub mod handshake;
 pub mod health;
@@ -121,6 +122,7 @@ impl Server {
         let routes = shared.current().cfg.routes.len();
         let admin_text = admin_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
         info!(%addr, admin = %admin_text, routes, "listening");
+        exposure::warn_about(&shared.current().cfg, addr);
         let admin = listeners
             .admin
             .map(|l| tokio::spawn(admin::serve(l, shared.clone())));
@@ -171,6 +173,13 @@ impl Handle {
                 Err(e)
             }
         }
+    }
+
+    /// Reloads the certificate files of the running config, as the certificate watcher
+    /// does when they change. A pair that does not load is refused (logged and counted in
+    /// `wsgate_tls_certificate_reloads_total`) and the running certificates stay.
+    pub fn refresh_certificates(&self) {
+        self.shared.refresh_certificates();
     }
 
     /// Records a reload that failed before a config could even be built (bad file).

@@ -31,7 +31,8 @@ pub struct TrafficLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CloseLabels {
-    pub code: u16,
+    /// The close code, bucketed by [`close_code_label`].
+    pub code: &'static str,
     /// `client`, `backend` or `gateway`.
     pub side: &'static str,
 }
@@ -249,7 +250,7 @@ impl Metrics {
     /// Records a finished session.
     pub fn session_closed(&self, end: &SessionEnd, seconds: f64) {
         let labels = CloseLabels {
-            code: end.logged_code(),
+            code: close_code_label(end.logged_code()),
             side: end.ended_by().as_str(),
         };
         self.sessions_closed.get_or_create(&labels).inc();
@@ -265,5 +266,43 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// The close codes RFC 6455 and the IANA registry define (1000-1015), each its own label.
+const REGISTERED_CLOSE_CODES: [&str; 16] = [
+    "1000", "1001", "1002", "1003", "1004", "1005", "1006", "1007", "1008", "1009", "1010", "1011",
+    "1012", "1013", "1014", "1015",
+];
+
+/// The `code` label for a close code. A client chooses the code it closes with, so codes
+/// outside the registered range are bucketed: `3xxx` (registered for libraries and
+/// frameworks), `4xxx` (private use) and `other`. A client can then create at most 19
+/// series, not one per code.
+pub fn close_code_label(code: u16) -> &'static str {
+    match code {
+        1000..=1015 => REGISTERED_CLOSE_CODES[usize::from(code - 1000)],
+        3000..=3999 => "3xxx",
+        4000..=4999 => "4xxx",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::close_code_label;
+
+    #[test]
+    fn registered_codes_are_themselves_and_the_rest_are_bucketed() {
+        for code in 1000..=1015u16 {
+            assert_eq!(close_code_label(code), code.to_string());
+        }
+        assert_eq!(close_code_label(3000), "3xxx");
+        assert_eq!(close_code_label(3999), "3xxx");
+        assert_eq!(close_code_label(4000), "4xxx");
+        assert_eq!(close_code_label(4321), "4xxx");
+        for other in [0, 999, 1016, 2999, 5000, u16::MAX] {
+            assert_eq!(close_code_label(other), "other");
+        }
     }
 }

@@ -56,12 +56,18 @@ pub async fn run(handle: Handle, source: ConfigSource, mut hup: ReloadSignal) {
                 last = now;
             }
         }
-        // Problems are logged by `reload`, and the running config stays.
-        match source.load() {
-            Ok(cfg) => {
-                let _ = handle.reload(cfg);
+        // Problems are logged by `reload`, and the running config stays. Its certificates
+        // are still renewed: a SIGHUP may come from a certificate renewal hook, and a
+        // problem elsewhere in the config must not keep an expiring certificate in service.
+        let reloaded = match source.load() {
+            Ok(cfg) => handle.reload(cfg).is_ok(),
+            Err(e) => {
+                handle.refuse_reload(&e);
+                false
             }
-            Err(e) => handle.refuse_reload(&e),
+        };
+        if !reloaded {
+            handle.refresh_certificates();
         }
     }
 }

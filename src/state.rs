@@ -2,17 +2,24 @@
 //! swapped whole on reload) and what outlives reloads (session caps, metrics, health, the
 //! lifecycle, connection ids). A connection takes the generation current when it arrives;
 //! a session keeps the route plan it started with until it ends.
+//!
+//! Two tasks replace the generation: config reloads and certificate renewals. They take
+//! turns (one lock around reading the current generation, building the next and storing
+//! it), so neither can store a generation built from what the other has just replaced. A
+//! renewal rebuilds only the TLS part of the current generation: the rest, credentials
+//! included, stays as the last good config built it, so a broken token or key file
+//! never holds back a renewed certificate.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tracing::{error, info};
 
 use crate::admission::{OriginPolicy, RateLimits, SessionCaps};
-use crate::auth::Authenticator;
+use crate::auth::{AdminTokens, Authenticator};
 use crate::client_ip::TrustedProxies;
 use crate::config::{Config, ConfigError, Limits, Route};
 use crate::health::Health;
@@ -79,6 +86,8 @@ pub struct Generation {
     pub rates: Arc<RateLimits>,
     /// The TLS setup, when `tls` is on.
     pub tls: Option<Arc<TlsSetup>>,
+    /// What the admin listener asks for besides the probes, when `admin.tokens` is set.
+    pub admin_tokens: Option<Arc<AdminTokens>>,
 }
 
 impl Generation {
@@ -100,6 +109,13 @@ impl Generation {
                 routes.insert(route.path.clone(), Arc::new(plan));
             }
         }
+        let admin_tokens = match &cfg.admin.tokens {
+            None => None,
+            Some(source) => AdminTokens::load(source)
+                .map(|t| Some(Arc::new(t)))
+                .map_err(|problems| bad.problems.extend(problems))
+                .unwrap_or_default(),
+        };
         let tls = tls::build(&cfg.tls, cfg.http2)
             .map_err(|e| bad.extend(e))
             .ok()
@@ -116,7 +132,20 @@ impl Generation {
             trusted: trusted.unwrap_or_default(),
             rates,
             tls,
+            admin_tokens,
         })
+    }
+
+    /// This generation serving `tls` instead of its own TLS setup; everything else shared.
+    fn with_tls(&self, tls: TlsSetup) -> Self {
+        Self {
+            cfg: self.cfg.clone(),
+            routes: self.routes.clone(),
+            trusted: self.trusted.clone(),
+            rates: self.rates.clone(),
+            tls: Some(Arc::new(tls)),
+            admin_tokens: self.admin_tokens.clone(),
+        }
     }
 
     /// The route for an exact request path.
@@ -138,6 +167,9 @@ pub struct ReloadReport {
 
 pub struct Shared {
     current: ArcSwap<Generation>,
+    /// Held from reading the current generation to storing its successor (see the module
+    /// doc). Building is synchronous file reading and parsing, so a plain mutex will do.
+    replacing: Mutex<()>,
     pub caps: SessionCaps,
     pub metrics: Metrics,
     pub health: Health,
@@ -157,6 +189,7 @@ impl Shared {
         let caps = SessionCaps::new(l.max_connections, l.max_connections_per_ip);
         Ok(Self {
             current: ArcSwap::from_pointee(generation),
+            replacing: Mutex::new(()),
             caps,
             metrics,
             health: Health::default(),
@@ -173,6 +206,7 @@ impl Shared {
     /// Replaces the generation for new connections, or keeps the running one if `cfg` has
     /// any problem. Open sessions are not touched either way.
     pub fn reload(&self, cfg: Config) -> Result<ReloadReport, ConfigError> {
+        let _turn = self.take_turn();
         let old = self.current();
         let built = Generation::build(cfg, &self.metrics, Some(&old));
         let result = if built.is_ok() { "ok" } else { "failed" };
@@ -214,13 +248,26 @@ impl Shared {
         self.current.store(Arc::new(generation));
     }
 
-    /// Re-reads the certificate files of the running config. A replacement that does not
-    /// load is refused (logged and counted) and the running certificates stay.
+    /// Waits for any other replacement of the generation to finish, and holds off others
+    /// until the returned guard is dropped.
+    fn take_turn(&self) -> std::sync::MutexGuard<'_, ()> {
+        // Nothing is left half-done by a panic while it is held: the guard protects no data.
+        self.replacing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Re-reads the certificate files of the running config and serves them to new
+    /// connections; nothing else in the generation is rebuilt (credential files are not
+    /// read). A replacement that does not load is refused (logged and counted) and the
+    /// running certificates stay.
     pub fn refresh_certificates(&self) {
+        let _turn = self.take_turn();
         let old = self.current();
-        let result = match Generation::build(old.cfg.clone(), &self.metrics, Some(&old)) {
-            Ok(new) => {
-                self.install(new);
+        let result = match tls::build(&old.cfg.tls, old.cfg.http2) {
+            Ok(None) => return, // TLS is off: nothing to renew
+            Ok(Some(setup)) => {
+                self.install(old.with_tls(setup));
                 info!("certificates reloaded");
                 "ok"
             }

@@ -144,6 +144,33 @@ async fn session_caps_are_exact_and_freed_when_sessions_end() {
 }
 
 #[tokio::test]
+async fn a_per_client_cap_turned_on_by_reload_counts_sessions_already_open() {
+    let backend = Backend::bind().await;
+    let mut cfg = config_for(backend.addr);
+    let gw = spawn_gateway(cfg.clone()).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let ws = connect(&gw.url("/")).await;
+        open.push((ws, backend.accept().await));
+    }
+    cfg.limits.max_connections_per_ip = Some(2);
+    gw.handle.reload(cfg).expect("the config is valid");
+    let (status, head) = raw_request(gw.addr, &upgrade_request("/", "")).await;
+    assert_eq!(status, 429, "3 open from 127.0.0.1, cap 2: {head}");
+    // Two of them end: one open, so one more fits under the cap of two, and no more.
+    for (mut ws, mut back) in open.drain(..2) {
+        ws.close(None).await.unwrap();
+        wait_closed(&mut back).await;
+    }
+    let fits = connect(&gw.url("/")).await;
+    let _fits_back = backend.accept().await;
+    let (status, head) = raw_request(gw.addr, &upgrade_request("/", "")).await;
+    assert_eq!(status, 429, "2 open, cap 2: {head}");
+    drop((fits, open));
+    gw.shut_down().await.unwrap();
+}
+
+#[tokio::test]
 async fn total_cap_is_503_and_failed_handshakes_do_not_leak_slots() {
     let mut cfg = config_for(refused_backend().await);
     cfg.limits.max_connections = 1;

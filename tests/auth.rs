@@ -176,3 +176,33 @@ async fn refused_credentials_never_reach_the_backend() {
     .await;
     gw.shut_down().await.unwrap();
 }
+
+#[tokio::test]
+async fn refused_credentials_do_not_spend_the_global_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_temp(&dir, "tokens", b"letmein\n");
+    let mut cfg = config_for(echo_backend().await);
+    cfg.routes[0].auth = AuthMode::Token;
+    cfg.routes[0].tokens = Some(TokenSource {
+        file: Some(file),
+        env: None,
+    });
+    cfg.limits.global_rate = Some("1/h".parse().unwrap());
+    cfg.limits.global_burst = 2;
+    let gw = spawn_gateway(cfg).await;
+    // Many refused attempts (from one address here; from many in an attack)...
+    for extra in ["Authorization: Bearer wrong\r\n", ""] {
+        for _ in 0..10 {
+            assert_eq!(status_with(&gw, "/", extra).await.0, 401);
+        }
+    }
+    // ...leave the whole budget to clients that authenticate, and the budget is real.
+    let good = "Authorization: Bearer letmein\r\n";
+    for _ in 0..2 {
+        let (status, head) = status_with(&gw, "/", good).await;
+        assert_eq!(status, 101, "{head}");
+    }
+    let (status, head) = status_with(&gw, "/", good).await;
+    assert_eq!(status, 503, "past global_burst: {head}");
+    gw.shut_down().await.unwrap();
+}

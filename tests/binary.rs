@@ -281,3 +281,52 @@ async fn the_listener_gets_the_configured_backlog() {
     gw.proc.sigterm();
     assert_eq!(gw.proc.wait().await.code(), Some(0));
 }
+
+/// The whole log of `wsgate --listen <listen>` with the default origins (`*`) and no
+/// auth, from start to a clean exit.
+async fn log_of_a_run_listening_on(listen: &str) -> String {
+    let echo = echo_backend().await.to_string();
+    let mut gw = start_serving(&["--listen", listen, "--backend", &echo], &[]).await;
+    gw.proc.sigterm();
+    assert_eq!(gw.proc.wait().await.code(), Some(0));
+    gw.stderr.all().await
+}
+
+#[tokio::test]
+async fn any_origin_without_auth_is_warned_about_off_loopback_only() {
+    let is_warning =
+        |l: &&str| l.contains("\"level\":\"WARN\"") && l.contains("route open to any web page");
+    let log = log_of_a_run_listening_on("0.0.0.0:0").await;
+    let warning = log
+        .lines()
+        .find(is_warning)
+        .unwrap_or_else(|| panic!("no warning in:\n{log}"));
+    assert!(warning.contains("\"route\":\"/\""), "{warning}");
+
+    let log = log_of_a_run_listening_on("127.0.0.1:0").await;
+    assert!(!log.lines().any(|l| is_warning(&l)), "{log}");
+    assert!(log.contains("\"message\":\"listening\""), "{log}");
+}
+
+#[tokio::test]
+async fn admin_token_from_the_environment_guards_metrics() {
+    let echo = echo_backend().await.to_string();
+    let mut gw = start_serving(
+        &["--listen", "127.0.0.1:0", "--backend", &echo],
+        &[
+            ("WSGATE_ADMIN__TOKENS__ENV", "ADMIN_TOKEN"),
+            ("ADMIN_TOKEN", "test-only-scrape-token"),
+        ],
+    )
+    .await;
+    let admin: std::net::SocketAddr = gw.admin.parse().unwrap();
+    let get = |path: &str, auth: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n")
+    };
+    assert_eq!(raw_request(admin, &get("/metrics", "")).await.0, 401);
+    let bearer = "Authorization: Bearer test-only-scrape-token\r\n";
+    assert_eq!(raw_request(admin, &get("/metrics", bearer)).await.0, 200);
+    assert_eq!(raw_request(admin, &get("/readyz", "")).await.0, 200);
+    gw.proc.sigterm();
+    assert_eq!(gw.proc.wait().await.code(), Some(0));
+}

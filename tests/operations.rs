@@ -10,6 +10,7 @@ use common::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, timeout};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// Polls `check` every 20 ms until it holds (or the test's patience runs out).
@@ -33,6 +34,75 @@ async fn probes_answer_on_the_main_and_admin_listeners() {
         http_get(gw.addr, "/metrics").await.0,
         404,
         "metrics stay off the public port"
+    );
+    gw.shut_down().await.unwrap();
+}
+
+/// A GET with an optional `Authorization` value; the status and the whole response.
+async fn get_with(addr: std::net::SocketAddr, path: &str, auth: Option<&str>) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
+    let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n");
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut all = Vec::new();
+    timeout(PATIENCE, sock.read_to_end(&mut all))
+        .await
+        .expect("no response in time")
+        .unwrap();
+    let text = String::from_utf8_lossy(&all).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[tokio::test]
+async fn admin_tokens_guard_metrics_but_not_the_probes() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("admin-tokens");
+    std::fs::write(&tokens, "# test-only\nscrape-me\n").unwrap();
+    let mut cfg = config_for(echo_backend().await);
+    cfg.admin.tokens = Some(wsgate::config::TokenSource {
+        file: Some(tokens.clone()),
+        env: None,
+    });
+    let gw = spawn_gateway(cfg.clone()).await;
+    for auth in [None, Some("Bearer wrong"), Some("Basic c2NyYXBlLW1l")] {
+        let (status, resp) = get_with(gw.admin, "/metrics", auth).await;
+        assert_eq!(status, 401, "{auth:?}: {resp}");
+        assert!(
+            resp.to_ascii_lowercase()
+                .contains("www-authenticate: bearer"),
+            "{resp}"
+        );
+        assert!(!resp.contains("wsgate_"), "metrics leaked: {resp}");
+    }
+    let (status, _) = get_with(gw.admin, "/nope", None).await;
+    assert_eq!(status, 401, "nothing but the probes without the token");
+    let (status, resp) = get_with(gw.admin, "/metrics", Some("Bearer scrape-me")).await;
+    assert_eq!(status, 200, "{resp}");
+    assert!(resp.contains("wsgate_connections_accepted_total"), "{resp}");
+    for probe in ["/healthz", "/readyz"] {
+        assert_eq!(get_with(gw.admin, probe, None).await.0, 200, "{probe}");
+    }
+
+    // The token file is re-read on reload.
+    std::fs::write(&tokens, "scrape-me-too\n").unwrap();
+    gw.handle.reload(cfg).expect("the config is valid");
+    assert_eq!(
+        get_with(gw.admin, "/metrics", Some("Bearer scrape-me"))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        get_with(gw.admin, "/metrics", Some("Bearer scrape-me-too"))
+            .await
+            .0,
+        200
     );
     gw.shut_down().await.unwrap();
 }
@@ -98,6 +168,43 @@ async fn metrics_follow_sessions_refusals_and_traffic() {
     assert_eq!(value(&m, "wsgate_session_duration_seconds_count", &[]), 1.0);
     assert_eq!(value(&m, "wsgate_backend_connect_seconds_count", &[]), 1.0);
     assert!(value(&m, "wsgate_connections_accepted_total", &[]) >= 3.0);
+    gw.shut_down().await.unwrap();
+}
+
+#[tokio::test]
+async fn client_chosen_close_codes_are_bucketed_in_metrics() {
+    let gw = spawn_gateway(config_for(echo_backend().await)).await;
+    for code in [4321, 3999] {
+        let mut ws = connect(&gw.url("/")).await;
+        ws.close(Some(CloseFrame {
+            code: CloseCode::from(code),
+            reason: "".into(),
+        }))
+        .await
+        .unwrap();
+        let echoed = next_close(&mut ws)
+            .await
+            .expect("the gateway echoes the close");
+        assert_eq!(u16::from(echoed.code), code);
+    }
+    eventually("both sessions are counted closed", async || {
+        value(&gw.metrics().await, "wsgate_sessions_closed_total", &[]) == 2.0
+    })
+    .await;
+    let m = gw.metrics().await;
+    let closed = |code| value(&m, "wsgate_sessions_closed_total", &[("code", code)]);
+    assert_eq!(closed("4xxx"), 1.0);
+    assert_eq!(closed("3xxx"), 1.0);
+    let codes: Vec<&str> = m
+        .iter()
+        .filter(|s| s.name == "wsgate_sessions_closed_total")
+        .filter_map(|s| s.labels.get("code").map(String::as_str))
+        .collect();
+    assert_eq!(codes.len(), 2, "{codes:?}");
+    assert!(
+        !codes.contains(&"4321") && !codes.contains(&"3999"),
+        "{codes:?}"
+    );
     gw.shut_down().await.unwrap();
 }
 

@@ -1,8 +1,10 @@
 //! Concurrent-session caps: in all, and per client address. A [`SessionSlot`] is held from
 //! admission to the end of the session and gives its place back when dropped, so the
-//! counts stay exact whichever way a handshake or session ends. The limits can change on
-//! reload; sessions already over a lowered limit keep running, and new ones wait until the
-//! count is back under it.
+//! counts stay exact whichever way a handshake or session ends. Sessions are counted per
+//! client even while `max_connections_per_ip` is off (one map entry per client with open
+//! sessions), so turning the limit on by reload counts the sessions already open. The
+//! limits can change on reload; sessions already over a lowered limit keep running, and
+//! new ones wait until the count is back under it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -35,24 +37,22 @@ pub struct SessionCaps {
 /// One open session's place under the caps.
 pub struct SessionSlot {
     counts: Arc<Counts>,
-    /// The key it was counted under per client, if that limit was on.
-    client: Option<IpAddr>,
+    /// The key it was counted under per client.
+    client: IpAddr,
 }
 
 impl Drop for SessionSlot {
     fn drop(&mut self) {
         self.counts.open.fetch_sub(1, Ordering::AcqRel);
-        if let Some(ip) = self.client {
-            let mut map = self
-                .counts
-                .per_client
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some(n) = map.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    map.remove(&ip);
-                }
+        let mut map = self
+            .counts
+            .per_client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.client);
             }
         }
     }
@@ -83,22 +83,22 @@ impl SessionCaps {
                 (open < max).then_some(open + 1)
             })
             .map_err(|_| CapRefusal::Total)?;
-        // From here the slot owns one count; dropping it gives the count back.
-        let mut slot = SessionSlot {
-            counts: c.clone(),
-            client: None,
-        };
         let per_client = c.max_per_client.load(Ordering::Acquire);
-        if per_client > 0 {
-            let mut map = c.per_client.lock().unwrap_or_else(PoisonError::into_inner);
-            let n = map.entry(client).or_insert(0);
-            if *n >= per_client {
-                return Err(CapRefusal::PerClient);
-            }
-            *n += 1;
-            slot.client = Some(client);
+        let mut map = c.per_client.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = map.entry(client).or_insert(0);
+        if per_client > 0 && *n >= per_client {
+            // The entry existed (its count is at least 1): nothing to remove.
+            drop(map);
+            c.open.fetch_sub(1, Ordering::AcqRel);
+            return Err(CapRefusal::PerClient);
         }
-        Ok(slot)
+        *n += 1;
+        drop(map);
+        // From here the slot owns one count of each; dropping it gives them back.
+        Ok(SessionSlot {
+            counts: c.clone(),
+            client,
+        })
     }
 
     /// Sessions holding a slot now.
@@ -137,6 +137,20 @@ mod tests {
             assert_eq!(caps.try_acquire(A).err(), Some(CapRefusal::PerClient));
         }
         assert_eq!(caps.open(), 1);
+    }
+
+    #[test]
+    fn a_per_client_limit_turned_on_counts_sessions_already_open() {
+        let caps = SessionCaps::new(10, None);
+        let held: Vec<_> = (0..3).map(|_| caps.try_acquire(A).unwrap()).collect();
+        caps.set_limits(10, Some(2));
+        assert_eq!(caps.try_acquire(A).err(), Some(CapRefusal::PerClient));
+        let _b = caps.try_acquire(B).unwrap();
+        drop(held);
+        let _a1 = caps.try_acquire(A).unwrap();
+        let _a2 = caps.try_acquire(A).unwrap();
+        assert_eq!(caps.try_acquire(A).err(), Some(CapRefusal::PerClient));
+        assert_eq!(caps.open(), 3);
     }
 
     #[test]

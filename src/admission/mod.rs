@@ -1,6 +1,8 @@
 //! Admission at the door: everything decided before the 101, cheapest first, each refusal
-//! an HTTP status the client can act on. Client certificate names, Origin, new-session
-//! rates, concurrent-session caps, then credentials; the backend is connected only after all of them pass.
+//! an HTTP status the client can act on. Client certificate names, Origin, the client's
+//! own new-session rate, concurrent-session caps, credentials, the subprotocol, and last
+//! the global new-session rate, so that only clients admitted on every other count spend
+//! everybody's budget. The backend is connected only after all of them pass.
 
 mod caps;
 mod origin;
@@ -56,10 +58,7 @@ pub fn admit<B>(
         return Err(Reject::Origin);
     }
     let key = ipv6_prefix_key(client.ip, generation.cfg.limits.ipv6_prefix);
-    generation.rates.check(key).map_err(|r| match r {
-        RateRefusal::PerClient { retry_after } => Reject::RateLimited { retry_after },
-        RateRefusal::Global { retry_after } => Reject::Overloaded { retry_after },
-    })?;
+    generation.rates.check_client(key).map_err(rate_refusal)?;
     let slot = caps.try_acquire(key).map_err(|c| match c {
         CapRefusal::Total => Reject::Capacity,
         CapRefusal::PerClient => Reject::ClientCapacity,
@@ -71,5 +70,13 @@ pub fn admit<B>(
         }
     }
     let protocol = handshake::choose_subprotocol(req, &route.subprotocols)?;
+    generation.rates.check_global().map_err(rate_refusal)?;
     Ok(Admitted { slot, protocol })
+}
+
+fn rate_refusal(r: RateRefusal) -> Reject {
+    match r {
+        RateRefusal::PerClient { retry_after } => Reject::RateLimited { retry_after },
+        RateRefusal::Global { retry_after } => Reject::Overloaded { retry_after },
+    }
 }

@@ -50,15 +50,21 @@ impl RateLimits {
         }
     }
 
-    /// Takes one session from `client`'s bucket, then from the global one. The client's own
-    /// bucket goes first, so a client over its limit does not use up everybody's budget.
-    pub fn check(&self, client: IpAddr) -> Result<(), RateRefusal> {
+    /// Takes one session from `client`'s own bucket.
+    pub fn check_client(&self, client: IpAddr) -> Result<(), RateRefusal> {
         if let Some(limiter) = &self.per_client {
             if let Err(not_until) = limiter.check_key(&client) {
                 let retry_after = not_until.wait_time_from(self.clock.now());
                 return Err(RateRefusal::PerClient { retry_after });
             }
         }
+        Ok(())
+    }
+
+    /// Takes one session from everybody's bucket. Admission asks last, once the client
+    /// has passed every other check (its own bucket and its credential included), so
+    /// clients that are refused anyway cannot use up everybody's budget.
+    pub fn check_global(&self) -> Result<(), RateRefusal> {
         if let Some(limiter) = &self.global {
             if let Err(not_until) = limiter.check() {
                 let retry_after = not_until.wait_time_from(self.clock.now());
@@ -100,16 +106,17 @@ mod tests {
         let rl = RateLimits::new(&limits("1/m", 3));
         let a = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
         for _ in 0..3 {
-            rl.check(a).unwrap();
+            rl.check_client(a).unwrap();
         }
-        match rl.check(a) {
+        match rl.check_client(a) {
             Err(RateRefusal::PerClient { retry_after }) => {
                 assert!(retry_after > Duration::from_secs(50), "{retry_after:?}")
             }
             other => panic!("{other:?}"),
         }
         // Another client has its own bucket.
-        rl.check(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))).unwrap();
+        rl.check_client(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)))
+            .unwrap();
     }
 
     #[test]
@@ -120,19 +127,16 @@ mod tests {
             ..Limits::default()
         };
         let rl = RateLimits::new(&l);
-        rl.check(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))).unwrap();
-        rl.check(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))).unwrap();
-        assert!(matches!(
-            rl.check(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3))),
-            Err(RateRefusal::Global { .. })
-        ));
+        rl.check_global().unwrap();
+        rl.check_global().unwrap();
+        assert!(matches!(rl.check_global(), Err(RateRefusal::Global { .. })));
     }
 
     #[test]
     fn idle_clients_are_pruned() {
         let rl = RateLimits::new(&limits("1000/s", 1));
         for i in 0..200u8 {
-            rl.check(IpAddr::V4(Ipv4Addr::new(198, 51, 100, i)))
+            rl.check_client(IpAddr::V4(Ipv4Addr::new(198, 51, 100, i)))
                 .unwrap();
         }
         assert_eq!(rl.tracked_clients(), 200);

@@ -121,7 +121,8 @@ pub(super) fn extract(
     Err(AuthError::Missing)
 }
 
-fn from_authorization(headers: &HeaderMap) -> Result<Option<Secret>, AuthError> {
+/// The credential in `Authorization: Bearer`, if there is exactly one.
+pub(super) fn from_authorization(headers: &HeaderMap) -> Result<Option<Secret>, AuthError> {
     let mut found = None;
     for value in headers.get_all(AUTHORIZATION) {
         let raw = value.as_bytes().trim_ascii();

@@ -13,6 +13,7 @@
 //! Reloading is calling [`Authenticator::from_route`] again: it re-reads every file and
 //! environment variable each time.
 
+mod admin;
 pub mod credential;
 mod jwt;
 mod token;
@@ -24,6 +25,7 @@ use hyper::header::HeaderMap;
 use hyper::{Request, Uri};
 
 use crate::config::{AuthMode, Problem, Route};
+pub use admin::AdminTokens;
 pub use credential::{Carrier, Credential, offered_subprotocols};
 use jwt::JwtVerifier;
 use token::TokenSet;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::route::TokenSource;
 use super::units::{self, ByteSize, Rate};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -143,12 +144,17 @@ pub struct Admin {
     /// `ip:port`, or `off`.
     #[serde(with = "units::off")]
     pub listen: Option<String>,
+    /// Bearer tokens required for everything on the admin listener but the probes
+    /// (`/metrics` and whatever comes later); same sources as a route's `tokens`. None: open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<TokenSource>,
 }
 
 impl Default for Admin {
     fn default() -> Self {
         Self {
             listen: Some("127.0.0.1:9090".into()),
+            tokens: None,
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Certificate renewal without a restart: the files the TLS setup was built from are
 //! checked every `tls.watch_interval`; when one changes (cert-manager and ACME clients
-//! replace them in place or swap a symlink), the configuration is rebuilt from the same
-//! config, so new connections get the new certificate. A replacement that does not load
-//! (bad PEM, key not matching) is refused and the running certificate stays.
+//! replace them in place or swap a symlink), the TLS setup of the running generation is
+//! rebuilt from them (see [`Shared::refresh_certificates`]), so new connections get the
+//! new certificate. A replacement that does not load (bad PEM, key not matching) is
+//! refused and the running certificate stays.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -8,6 +8,7 @@ pub mod bare;
 pub mod metrics;
 pub mod netfault;
 pub mod process;
+pub mod tls_client;
 pub mod wire;
 
 use std::net::SocketAddr;
