@@ -59,7 +59,7 @@ pub async fn serve_connection(
     if generation.cfg.proxy_protocol {
         let read = timeout(
             limits.handshake_timeout,
-            proxy_protocol::read_header(&mut tcp),
+            proxy_protocol::read_header_from(peer.ip(), &generation.proxy_senders, &mut tcp),
         )
         .await;
         match read {

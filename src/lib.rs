@@ -107,6 +107,7 @@ impl Server {
         let routes = shared.current().cfg.routes.len();
         let admin_text = admin_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
         info!(%addr, admin = %admin_text, routes, "listening");
+        log_warnings(&shared.current().cfg);
         let admin = listeners
             .admin
             .map(|l| tokio::spawn(admin::serve(l, shared.clone())));
@@ -144,6 +145,7 @@ impl Handle {
         match self.shared.reload(cfg) {
             Ok(report) => {
                 info!("configuration reloaded");
+                log_warnings(&self.shared.current().cfg);
                 for key in &report.needs_restart {
                     warn!(
                         key,
@@ -207,6 +209,13 @@ pub async fn run(
             shutdown,
         )
         .await
+}
+
+/// Logs what is valid in `cfg` but weakens the gateway (see [`Config::warnings`]).
+fn log_warnings(cfg: &Config) {
+    for w in cfg.warnings() {
+        warn!(key = %w.key, warning = %w.message, "unsafe configuration accepted");
+    }
 }
 
 /// Drops idle per-client rate-limit state every minute, until shutdown.

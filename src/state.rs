@@ -76,6 +76,8 @@ pub struct Generation {
     pub cfg: Config,
     routes: HashMap<String, Arc<RoutePlan>>,
     pub trusted: TrustedProxies,
+    /// Peers allowed to send a PROXY header (`proxy_protocol_from`).
+    pub proxy_senders: TrustedProxies,
     pub rates: Arc<RateLimits>,
     /// The TLS setup, when `tls` is on.
     pub tls: Option<Arc<TlsSetup>>,
@@ -93,6 +95,9 @@ impl Generation {
         let trusted = TrustedProxies::parse(&cfg.trusted_proxies)
             .map(|t| t.reading(cfg.client_ip_header))
             .map_err(|e| bad.push_indexed("trusted_proxies", e))
+            .ok();
+        let proxy_senders = TrustedProxies::parse(&cfg.proxy_protocol_from)
+            .map_err(|e| bad.push_indexed("proxy_protocol_from", e))
             .ok();
         let mut routes = HashMap::new();
         for (i, route) in cfg.routes.iter().enumerate() {
@@ -114,6 +119,7 @@ impl Generation {
             cfg,
             routes,
             trusted: trusted.unwrap_or_default(),
+            proxy_senders: proxy_senders.unwrap_or_default(),
             rates,
             tls,
         })

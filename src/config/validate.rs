@@ -30,6 +30,7 @@ impl Config {
         self.check_timers(&mut bad);
         self.check_operations(&mut bad);
         self.check_tls(&mut bad);
+        self.check_proxy_protocol(&mut bad);
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
             bad.push(
                 "log.level",
