@@ -95,6 +95,32 @@ async fn check_refuses_an_invalid_fixture_naming_its_key() {
 }
 
 #[tokio::test]
+async fn check_refuses_client_certificates_beside_plaintext_naming_both_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let made = run_to_end(wsgate(&["cert", "--host", "localhost", "--out", out])).await;
+    assert_eq!(made.0.code(), Some(0), "{}", made.2);
+    let file = dir.path().join("wsgate.yaml");
+    let yaml = |plaintext: bool| {
+        format!(
+            "tls:\n  cert: {out}/server.pem\n  key: {out}/server-key.pem\n  client_ca: {out}/ca.pem\n  \
+             allow_plaintext: {plaintext}\nroutes: [{{path: /, backend: \"127.0.0.1:9\"}}]\n"
+        )
+    };
+    let check = || run_to_end(wsgate(&["check", "--config", file.to_str().unwrap()]));
+    std::fs::write(&file, yaml(false)).unwrap();
+    let (status, _, stderr) = check().await;
+    assert_eq!(status.code(), Some(0), "mutual TLS alone: {stderr}");
+    std::fs::write(&file, yaml(true)).unwrap();
+    let (status, stdout, stderr) = check().await;
+    assert_eq!(status.code(), Some(EXIT_BAD_CONFIG), "{status}; {stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("(1 problem)"), "{stderr}");
+    assert!(stderr.contains("tls.allow_plaintext:"), "{stderr}");
+    assert!(stderr.contains("tls.client_ca"), "{stderr}");
+}
+
+#[tokio::test]
 async fn demo_echoes_then_exits_zero_on_sigterm() {
     let mut demo = Running::start(wsgate(&["demo", "--listen", "127.0.0.1:0"]));
     let mut stdout = demo.stdout();

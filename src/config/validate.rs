@@ -173,6 +173,15 @@ impl Config {
                 "only means something with TLS on: set tls.cert and tls.key",
             );
         }
+        if t.allow_plaintext && t.client_ca.is_some() {
+            // A ws:// client presents no certificate: every route without client_names
+            // would be open to it, in clear text, while the CA suggests otherwise.
+            bad.push(
+                "tls.allow_plaintext",
+                "cannot be combined with tls.client_ca: plain ws:// clients present no \
+                 certificate, so mutual TLS would not hold; remove one of the two",
+            );
+        }
         for (i, route) in self.routes.iter().enumerate() {
             if !route.client_names.is_empty() && t.client_ca.is_none() {
                 bad.push(
@@ -355,6 +364,23 @@ mod tests {
             ]
         );
         assert!(err.problems[0].message.contains("\"nowhere\""));
+    }
+
+    #[test]
+    fn client_certificates_and_plaintext_are_refused_together() {
+        let mut cfg = Config::single_route("127.0.0.1:0", "127.0.0.1:9");
+        cfg.tls.cert = Some("server.pem".into());
+        cfg.tls.key = Some("server-key.pem".into());
+        cfg.tls.allow_plaintext = true;
+        cfg.validate()
+            .expect("plaintext beside TLS alone is allowed");
+        cfg.tls.client_ca = Some("ca.pem".into());
+        let err = cfg.validate().unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert_eq!(err.problems[0].key, "tls.allow_plaintext");
+        assert!(err.problems[0].message.contains("tls.client_ca"), "{err}");
+        cfg.tls.allow_plaintext = false;
+        cfg.validate().expect("mutual TLS alone is allowed");
     }
 
     #[test]
