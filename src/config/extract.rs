@@ -82,7 +82,7 @@ pub fn every_problem(figment: &Figment) -> ConfigError {
 }
 
 /// The config's top-level keys, as its defaults serialize them (so the list cannot drift).
-fn top_level_keys() -> Vec<String> {
+pub(super) fn top_level_keys() -> Vec<String> {
     let mut keys: Vec<String> =
         Figment::from(figment::providers::Serialized::defaults(Config::default()))
             .extract::<Dict>()

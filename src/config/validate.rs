@@ -298,6 +298,17 @@ fn check_routes(bad: &mut ConfigError, routes: &[Route]) {
         if let Some(t) = route.connect_timeout {
             check_positive(bad, &key("connect_timeout"), t);
         }
+        if let Some(name) = route.tokens.as_ref().and_then(|t| t.env.as_deref()) {
+            if let Some(config_key) = super::env::config_key_of(name) {
+                bad.push(
+                    key("tokens.env"),
+                    format!(
+                        "{name} is the environment variable of config key {config_key}; \
+                         name a variable that is not a config key"
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -381,6 +392,23 @@ mod tests {
         assert!(err.problems[0].message.contains("tls.client_ca"), "{err}");
         cfg.tls.allow_plaintext = false;
         cfg.validate().expect("mutual TLS alone is allowed");
+    }
+
+    #[test]
+    fn a_token_variable_cannot_be_a_config_variable() {
+        let mut cfg = Config::single_route("127.0.0.1:0", "127.0.0.1:9");
+        cfg.routes[0].tokens = Some(crate::config::TokenSource {
+            file: None,
+            env: Some("WSGATE_LISTEN".into()),
+        });
+        let err = cfg.validate().unwrap_err();
+        assert_eq!(err.problems[0].key, "routes.0.tokens.env");
+        assert!(
+            err.problems[0].message.contains("config key listen"),
+            "{err}"
+        );
+        cfg.routes[0].tokens.as_mut().unwrap().env = Some("WSGATE_DB_TOKENS".into());
+        cfg.validate().unwrap();
     }
 
     #[test]
