@@ -90,7 +90,7 @@ impl Generation {
         metrics: &Metrics,
         previous: Option<&Generation>,
     ) -> Result<Self, ConfigError> {
-        cfg.validate()?;
+        cfg.validate().map_err(|e| cfg.redact(e))?;
         let mut bad = ConfigError::default();
         let trusted = TrustedProxies::parse(&cfg.trusted_proxies)
             .map(|t| t.reading(cfg.client_ip_header))
@@ -110,7 +110,7 @@ impl Generation {
             .ok()
             .flatten()
             .map(Arc::new);
-        bad.into_result()?;
+        bad.into_result().map_err(|e| cfg.redact(e))?;
         let rates = match previous {
             Some(p) if same_rates(&p.cfg.limits, &cfg.limits) => p.rates.clone(),
             _ => Arc::new(RateLimits::new(&cfg.limits)),

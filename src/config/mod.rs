@@ -7,6 +7,7 @@
 mod env;
 mod error;
 mod extract;
+mod redact;
 mod route;
 mod sections;
 mod tls;
@@ -133,13 +134,14 @@ impl ConfigFile {
 }
 
 impl Config {
-    /// Stacks the layers, extracts and validates; every problem is in the error.
+    /// Stacks the layers, extracts and validates; every problem is in the error, with the
+    /// values of keys that may hold secrets hidden.
     pub fn load(file: &ConfigFile, overrides: &Overrides) -> Result<Self, ConfigError> {
         let figment = Self::figment(file, overrides)?;
         let cfg: Self = figment
             .extract()
-            .map_err(|_| extract::every_problem(&figment))?;
-        cfg.validate()?;
+            .map_err(|_| extract::every_problem(&figment).redacted(&figment))?;
+        cfg.validate().map_err(|e| e.redacted(&figment))?;
         Ok(cfg)
     }
 
