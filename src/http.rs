@@ -70,7 +70,11 @@ pub async fn serve_connection(
     let activity = Activity::new(pending);
     let mut client = peer;
     if generation.cfg.proxy_protocol {
-        let read = timeout_at(deadline, proxy_protocol::read_header(&mut tcp)).await;
+        let read = timeout_at(
+            deadline,
+            proxy_protocol::read_header_from(peer.ip(), &generation.proxy_senders, &mut tcp),
+        )
+        .await;
         match read {
             Ok(Ok(header)) => client = header.client_or(peer),
             Ok(Err(e)) => {

@@ -123,6 +123,7 @@ impl Server {
         let admin_text = admin_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
         info!(%addr, admin = %admin_text, routes, "listening");
         exposure::warn_about(&shared.current().cfg, addr);
+        log_warnings(&shared.current().cfg);
         let admin = listeners
             .admin
             .map(|l| tokio::spawn(admin::serve(l, shared.clone())));
@@ -160,6 +161,7 @@ impl Handle {
         match self.shared.reload(cfg) {
             Ok(report) => {
                 info!("configuration reloaded");
+                log_warnings(&self.shared.current().cfg);
                 for key in &report.needs_restart {
                     warn!(
                         key,
@@ -230,6 +232,13 @@ pub async fn run(
             shutdown,
         )
         .await
+}
+
+/// Logs what is valid in `cfg` but weakens the gateway (see [`Config::warnings`]).
+fn log_warnings(cfg: &Config) {
+    for w in cfg.warnings() {
+        warn!(key = %w.key, warning = %w.message, "unsafe configuration accepted");
+    }
 }
 
 /// Drops idle per-client rate-limit state every minute, until shutdown.

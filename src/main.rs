@@ -71,6 +71,9 @@ fn check(cli: &Cli) -> ExitCode {
     for route in &cfg.routes {
         println!("  route {} -> {}", route.path, route.backend.0.join(", "));
     }
+    for w in cfg.warnings() {
+        eprintln!("wsgate: warning: {}: {}", w.key, w.message);
+    }
     ExitCode::SUCCESS
 }
 

@@ -4,7 +4,7 @@
 //!
 //! [`read_header`] consumes exactly the header and nothing after it, so the same stream can
 //! go on to the HTTP server. It has no timeout of its own: the caller bounds it with the
-//! handshake timeout.
+//! handshake timeout. [`read_header_from`] first checks that the peer may send one at all.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -12,6 +12,8 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use ppp::v1::{self, Addresses as V1Addresses};
 use ppp::v2::{self, Addresses as V2Addresses, Command};
 use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::client_ip::TrustedProxies;
 
 /// The v2 signature, the first 12 bytes of every v2 header.
 pub const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
@@ -71,6 +73,23 @@ pub enum ProxyError {
     Closed { read: usize },
     #[error("reading the PROXY header: {0}")]
     Io(#[source] io::Error),
+    /// The peer is not in `proxy_protocol_from`: whatever header it sends is its own claim.
+    #[error("PROXY header from {0}, which is not in proxy_protocol_from")]
+    UnlistedSender(IpAddr),
+}
+
+/// Reads the PROXY header of a connection from `peer` if `peer` is one of `senders`.
+/// Anyone else who reaches the port could name any client address in a header, so its
+/// connection is refused before a byte of it is read.
+pub async fn read_header_from<S: AsyncRead + Unpin>(
+    peer: IpAddr,
+    senders: &TrustedProxies,
+    stream: &mut S,
+) -> Result<ProxyHeader, ProxyError> {
+    if !senders.contains(peer) {
+        return Err(ProxyError::UnlistedSender(peer.to_canonical()));
+    }
+    read_header(stream).await
 }
 
 /// Reads one PROXY header (v1 or v2) from `stream` and nothing after it.

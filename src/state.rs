@@ -83,6 +83,8 @@ pub struct Generation {
     pub cfg: Config,
     routes: HashMap<String, Arc<RoutePlan>>,
     pub trusted: TrustedProxies,
+    /// Peers allowed to send a PROXY header (`proxy_protocol_from`).
+    pub proxy_senders: TrustedProxies,
     pub rates: Arc<RateLimits>,
     /// The TLS setup, when `tls` is on.
     pub tls: Option<Arc<TlsSetup>>,
@@ -97,11 +99,14 @@ impl Generation {
         metrics: &Metrics,
         previous: Option<&Generation>,
     ) -> Result<Self, ConfigError> {
-        cfg.validate()?;
+        cfg.validate().map_err(|e| cfg.redact(e))?;
         let mut bad = ConfigError::default();
         let trusted = TrustedProxies::parse(&cfg.trusted_proxies)
             .map(|t| t.reading(cfg.client_ip_header))
             .map_err(|e| bad.push_indexed("trusted_proxies", e))
+            .ok();
+        let proxy_senders = TrustedProxies::parse(&cfg.proxy_protocol_from)
+            .map_err(|e| bad.push_indexed("proxy_protocol_from", e))
             .ok();
         let mut routes = HashMap::new();
         for (i, route) in cfg.routes.iter().enumerate() {
@@ -121,7 +126,7 @@ impl Generation {
             .ok()
             .flatten()
             .map(Arc::new);
-        bad.into_result()?;
+        bad.into_result().map_err(|e| cfg.redact(e))?;
         let rates = match previous {
             Some(p) if same_rates(&p.cfg.limits, &cfg.limits) => p.rates.clone(),
             _ => Arc::new(RateLimits::new(&cfg.limits)),
@@ -130,6 +135,7 @@ impl Generation {
             cfg,
             routes,
             trusted: trusted.unwrap_or_default(),
+            proxy_senders: proxy_senders.unwrap_or_default(),
             rates,
             tls,
             admin_tokens,
@@ -142,6 +148,7 @@ impl Generation {
             cfg: self.cfg.clone(),
             routes: self.routes.clone(),
             trusted: self.trusted.clone(),
+            proxy_senders: self.proxy_senders.clone(),
             rates: self.rates.clone(),
             tls: Some(Arc::new(tls)),
             admin_tokens: self.admin_tokens.clone(),

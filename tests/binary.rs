@@ -95,6 +95,143 @@ async fn check_refuses_an_invalid_fixture_naming_its_key() {
 }
 
 #[tokio::test]
+async fn check_refuses_client_certificates_beside_plaintext_naming_both_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let made = run_to_end(wsgate(&["cert", "--host", "localhost", "--out", out])).await;
+    assert_eq!(made.0.code(), Some(0), "{}", made.2);
+    let file = dir.path().join("wsgate.yaml");
+    let yaml = |plaintext: bool| {
+        format!(
+            "tls:\n  cert: {out}/server.pem\n  key: {out}/server-key.pem\n  client_ca: {out}/ca.pem\n  \
+             allow_plaintext: {plaintext}\nroutes: [{{path: /, backend: \"127.0.0.1:9\"}}]\n"
+        )
+    };
+    let check = || run_to_end(wsgate(&["check", "--config", file.to_str().unwrap()]));
+    std::fs::write(&file, yaml(false)).unwrap();
+    let (status, _, stderr) = check().await;
+    assert_eq!(status.code(), Some(0), "mutual TLS alone: {stderr}");
+    std::fs::write(&file, yaml(true)).unwrap();
+    let (status, stdout, stderr) = check().await;
+    assert_eq!(status.code(), Some(EXIT_BAD_CONFIG), "{status}; {stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("(1 problem)"), "{stderr}");
+    assert!(stderr.contains("tls.allow_plaintext:"), "{stderr}");
+    assert!(stderr.contains("tls.client_ca"), "{stderr}");
+}
+
+/// Every secret in the redaction tests contains this, so one search finds any echo.
+const SECRET: &str = "s3cr3t";
+
+/// A config with a secret in the wrong place, and the keys its error must name.
+struct Misplaced {
+    what: &'static str,
+    yaml: String,
+    env: Vec<(&'static str, String)>,
+    keys: &'static [&'static str],
+}
+
+#[tokio::test]
+async fn check_names_the_key_of_a_misplaced_secret_but_never_echoes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let made = run_to_end(wsgate(&["cert", "--host", "localhost", "--out", out])).await;
+    assert_eq!(made.0.code(), Some(0), "{}", made.2);
+    let pem = std::fs::read_to_string(dir.path().join("server-key.pem")).unwrap();
+    let inline_key = pem.replace("\n-----END", &format!("{SECRET}\n-----END"));
+    let route = |path: &str, extra: String| {
+        format!("  - {{path: {path}, backend: \"127.0.0.1:9\", {extra}}}\n")
+    };
+    let cases = [
+        Misplaced {
+            what: "secrets of the wrong type, an unknown key, a variable",
+            yaml: format!(
+                "api_token: {SECRET}-unknown\nroutes:\n{}{}",
+                route("/a", format!("tokens: {SECRET}-tokens")),
+                route("/b", format!("auth: {SECRET}-auth")),
+            ),
+            env: vec![("WSGATE_ROUTES__2__JWT", format!("{SECRET}-env"))],
+            keys: &[
+                "api_token",
+                "routes.0.tokens",
+                "routes.1.auth",
+                "routes.2.jwt",
+            ],
+        },
+        Misplaced {
+            what: "a credential as a subprotocol",
+            yaml: format!(
+                "routes:\n{}",
+                route("/", format!("subprotocols: [bearer.{SECRET}]"))
+            ),
+            env: vec![],
+            keys: &["routes.0.subprotocols.0"],
+        },
+        Misplaced {
+            what: "a key pasted where its file goes; tokens where their file and variable go",
+            yaml: format!(
+                "tls:\n  cert: {out}/server.pem\n  key: {inline_key:?}\nroutes:\n{}",
+                route(
+                    "/",
+                    format!("auth: token, tokens: {{file: {SECRET}-file, env: {SECRET}-env}}")
+                ),
+            ),
+            env: vec![],
+            keys: &["tls.key", "routes.0.tokens.file", "routes.0.tokens.env"],
+        },
+    ];
+    let file = dir.path().join("wsgate.yaml");
+    for case in cases {
+        let what = case.what;
+        std::fs::write(&file, &case.yaml).unwrap();
+        let mut cmd = wsgate(&["check", "--config", file.to_str().unwrap()]);
+        for (k, v) in case.env {
+            cmd.env(k, v);
+        }
+        let (status, _, stderr) = run_to_end(cmd).await;
+        assert_eq!(status.code(), Some(EXIT_BAD_CONFIG), "{what}: {stderr}");
+        for key in case.keys {
+            assert!(
+                stderr.contains(&format!("  {key}: ")),
+                "{what}: no {key} in\n{stderr}"
+            );
+        }
+        assert!(
+            !stderr.contains(SECRET),
+            "{what}: a secret echoed:\n{stderr}"
+        );
+        assert!(stderr.contains("***"), "{what}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_reload_never_echoes_a_misplaced_secret() {
+    let echo = echo_backend().await.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wsgate.yaml");
+    std::fs::write(&file, config_yaml(&echo, "https://a.example")).unwrap();
+    let mut gw = start_serving(&["--config", file.to_str().unwrap()], &[]).await;
+    let misplaced = format!(
+        "listen: 127.0.0.1:0\nroutes:\n  - path: /\n    backend: {echo}\n    tokens: {SECRET}-reload\n"
+    );
+    std::fs::write(&file, misplaced).unwrap();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &gw.proc.pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let refused = gw
+        .stderr
+        .wait_for("refusal", |l| l.contains("reload refused"))
+        .await;
+    assert!(refused.contains("routes.0.tokens"), "{refused}");
+    gw.proc.sigterm();
+    assert_eq!(gw.proc.wait().await.code(), Some(0));
+    let rest = gw.stderr.all().await;
+    assert!(!rest.contains(SECRET), "a secret echoed:\n{rest}");
+}
+
+#[tokio::test]
 async fn demo_echoes_then_exits_zero_on_sigterm() {
     let mut demo = Running::start(wsgate(&["demo", "--listen", "127.0.0.1:0"]));
     let mut stdout = demo.stdout();

@@ -7,6 +7,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 
 use common::*;
+use common::{metrics, process};
 use ppp::v2;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -43,6 +44,12 @@ async fn gateway(backend: &Backend, adjust: impl FnOnce(&mut Config)) -> Gateway
     spawn_gateway(cfg).await
 }
 
+/// PROXY headers expected, and believed from the test's own address (the "load balancer").
+fn behind_loopback_proxy(cfg: &mut Config) {
+    cfg.proxy_protocol = true;
+    cfg.proxy_protocol_from = vec!["127.0.0.1".into()];
+}
+
 /// Opens a WebSocket over `sock` (after whatever the test already wrote to it), sends a
 /// message, and checks the backend receives it after its PROXY header.
 async fn session_over(
@@ -66,7 +73,7 @@ async fn session_over(
 #[tokio::test]
 async fn proxy_v1_on_the_listener_reaches_the_backend_as_proxy_v2() {
     let backend = Backend::bind().await;
-    let gw = gateway(&backend, |c| c.proxy_protocol = true).await;
+    let gw = gateway(&backend, behind_loopback_proxy).await;
     let mut sock = TcpStream::connect(gw.addr).await.unwrap();
     sock.write_all(b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 8080\r\n")
         .await
@@ -94,7 +101,7 @@ async fn proxy_v1_on_the_listener_reaches_the_backend_as_proxy_v2() {
 #[tokio::test]
 async fn proxy_v2_on_the_listener_with_ipv6_client() {
     let backend = Backend::bind().await;
-    let gw = gateway(&backend, |c| c.proxy_protocol = true).await;
+    let gw = gateway(&backend, behind_loopback_proxy).await;
     let client: SocketAddr = "[2001:db8::42]:40000".parse().unwrap();
     let header = v2::Builder::with_addresses(
         v2::Version::Two | v2::Command::Proxy,
@@ -115,7 +122,7 @@ async fn proxy_v2_on_the_listener_with_ipv6_client() {
 #[tokio::test]
 async fn a_listener_that_requires_proxy_drops_connections_without_it() {
     let backend = Backend::bind().await;
-    let gw = gateway(&backend, |c| c.proxy_protocol = true).await;
+    let gw = gateway(&backend, behind_loopback_proxy).await;
     let mut sock = TcpStream::connect(gw.addr).await.unwrap();
     sock.write_all(upgrade_request("/", "").as_bytes())
         .await
@@ -197,4 +204,182 @@ async fn per_client_limits_use_the_resolved_address() {
     );
     assert_eq!(raw_request(gw.addr, &from("2001:db8:1:3::1")).await.0, 101);
     gw.shut_down().await.unwrap();
+}
+
+/// A connection to `to` from the loopback address `from` (127.0.0.x: all of 127/8 is local).
+async fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::from((from, 0))).unwrap();
+    timeout(PATIENCE, sock.connect(to)).await.unwrap().unwrap()
+}
+
+/// Writes `bytes` (the peer may already have closed) and returns what comes back before
+/// the connection ends.
+async fn answer_to(mut sock: TcpStream, bytes: &[u8]) -> Vec<u8> {
+    let _ = sock.write_all(bytes).await;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    timeout(PATIENCE, async {
+        // A reset (the gateway closed with our bytes unread) ends it as well as EOF.
+        while let Ok(n @ 1..) = sock.read(&mut buf).await {
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("connection not closed");
+    got
+}
+
+#[tokio::test]
+async fn a_proxy_header_from_a_peer_not_listed_is_dropped() {
+    let backend = Backend::bind().await;
+    let gw = gateway(&backend, |c| {
+        c.proxy_protocol = true;
+        c.proxy_protocol_from = vec!["127.0.0.2".into()];
+    })
+    .await;
+    // From 127.0.0.1, not listed: a valid header claiming someone else gets nothing.
+    let forged = format!(
+        "PROXY TCP4 198.51.100.66 10.0.0.1 40000 8080\r\n{}",
+        upgrade_request("/", "")
+    );
+    let sock = connect_from([127, 0, 0, 1], gw.addr).await;
+    let got = answer_to(sock, forged.as_bytes()).await;
+    assert!(
+        got.is_empty(),
+        "answered: {}",
+        String::from_utf8_lossy(&got)
+    );
+    let errors = metrics::value(&gw.metrics().await, "wsgate_proxy_header_errors_total", &[]);
+    assert_eq!(errors, 1.0);
+
+    // From 127.0.0.2, listed: believed, and its session is the backend's first connection.
+    let mut sock = connect_from([127, 0, 0, 2], gw.addr).await;
+    sock.write_all(b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 8080\r\n")
+        .await
+        .unwrap();
+    let ws = session_over(sock, &gw.url("/"), &[]).await;
+    let mut back = backend.accept().await;
+    assert_eq!(
+        backend_sees(&mut back).await,
+        "203.0.113.7:51234".parse().unwrap()
+    );
+    drop(ws);
+    gw.shut_down().await.unwrap();
+}
+
+/// The binary with `yaml` as its config file (kept in `dir`), serving with JSON logs.
+async fn serve_config(dir: &std::path::Path, yaml: &str, args: &[&str]) -> process::Started {
+    let file = dir.join("wsgate.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let mut all = vec!["--config", file.to_str().unwrap()];
+    all.extend(args);
+    process::start_serving(&all, &[]).await
+}
+
+#[tokio::test]
+async fn the_binary_believes_only_listed_proxies_and_logs_the_claimed_client() {
+    let echo = echo_backend().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nproxy_protocol: true\nproxy_protocol_from: [\"127.0.0.1\"]\n\
+         routes:\n  - path: /\n    backend: \"{echo}\"\n"
+    );
+    let mut gw = serve_config(dir.path(), &yaml, &["--log-level", "wsgate=debug"]).await;
+    let addr: SocketAddr = gw.addr.parse().unwrap();
+
+    let forged = format!(
+        "PROXY TCP4 198.51.100.66 10.0.0.1 40000 8080\r\n{}",
+        upgrade_request("/", "")
+    );
+    let got = answer_to(connect_from([127, 0, 0, 2], addr).await, forged.as_bytes()).await;
+    assert!(
+        got.is_empty(),
+        "answered: {}",
+        String::from_utf8_lossy(&got)
+    );
+    let dropped = gw
+        .stderr
+        .wait_for("the debug line for the dropped connection", |l| {
+            l.contains("not in proxy_protocol_from")
+        })
+        .await;
+    assert!(dropped.contains("127.0.0.2"), "{dropped}");
+
+    let mut sock = connect_from([127, 0, 0, 1], addr).await;
+    sock.write_all(b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 8080\r\n")
+        .await
+        .unwrap();
+    let mut ws = session_over(sock, &format!("ws://{addr}/"), &[]).await;
+    echo_on(&mut ws, b"believed").await;
+    ws.close(None).await.unwrap();
+    let access = gw
+        .stderr
+        .wait_for("the access log line", |l| {
+            l.contains("\"message\":\"session closed\"")
+        })
+        .await;
+    assert_eq!(
+        process::json_str(&access, "client"),
+        Some("203.0.113.7:51234"),
+        "{access}"
+    );
+
+    let (status, body) = http_get(gw.admin.parse().unwrap(), "/metrics").await;
+    assert_eq!(status, 200);
+    let errors = metrics::value(
+        &metrics::parse(&body),
+        "wsgate_proxy_header_errors_total",
+        &[],
+    );
+    assert_eq!(errors, 1.0);
+    gw.proc.sigterm();
+    assert_eq!(gw.proc.wait().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn proxy_protocol_needs_a_valid_sender_list_and_warns_on_a_catch_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wsgate.yaml");
+    let routes = "routes: [{path: /, backend: \"127.0.0.1:9\"}]\n";
+    std::fs::write(&file, format!("proxy_protocol: true\n{routes}")).unwrap();
+    let path = file.to_str().unwrap();
+    let (status, stdout, stderr) =
+        process::run_to_end(process::wsgate(&["check", "--config", path])).await;
+    assert_eq!(status.code(), Some(64), "{status}; {stdout}; {stderr}");
+    assert!(stderr.contains("proxy_protocol_from"), "{stderr}");
+    // Serving refuses the same way, before binding.
+    let (status, _, stderr) = process::run_to_end(process::wsgate(&["--config", path])).await;
+    assert_eq!(status.code(), Some(64), "{status}; {stderr}");
+    assert!(stderr.contains("proxy_protocol_from"), "{stderr}");
+    assert!(!stderr.contains("listening"), "{stderr}");
+
+    // Each entry must be an address or a network.
+    let bad_entry = format!(
+        "proxy_protocol: true\nproxy_protocol_from: [\"10.0.0.5\", \"lb.internal\"]\n{routes}"
+    );
+    std::fs::write(&file, bad_entry).unwrap();
+    let (status, _, stderr) =
+        process::run_to_end(process::wsgate(&["check", "--config", path])).await;
+    assert_eq!(status.code(), Some(64), "{status}; {stderr}");
+    assert!(stderr.contains("proxy_protocol_from.1:"), "{stderr}");
+
+    // A catch-all written out is taken, with a warning from check and from the server.
+    let open = format!(
+        "listen: 127.0.0.1:0\nproxy_protocol: true\nproxy_protocol_from: [\"0.0.0.0/0\", \"::/0\"]\n{routes}"
+    );
+    std::fs::write(&file, &open).unwrap();
+    let (status, stdout, stderr) =
+        process::run_to_end(process::wsgate(&["check", "--config", path])).await;
+    assert_eq!(status.code(), Some(0), "{status}; {stderr}");
+    assert!(stdout.starts_with("configuration ok"), "{stdout}");
+    assert!(stderr.contains("warning: proxy_protocol_from"), "{stderr}");
+    let mut gw = serve_config(dir.path(), &open, &[]).await;
+    let warned = gw
+        .stderr
+        .wait_for("the startup warning", |l| l.contains("\"level\":\"WARN\""))
+        .await;
+    assert!(warned.contains("proxy_protocol_from"), "{warned}");
+    gw.proc.sigterm();
+    assert_eq!(gw.proc.wait().await.code(), Some(0));
 }

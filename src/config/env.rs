@@ -4,6 +4,10 @@
 //! and merging that map over the YAML list of routes would replace the whole list. This layer
 //! reads the same variables but merges numbered keys into the list underneath, element by
 //! element, so an environment variable can change one field of one route from the file.
+//!
+//! A variable the config names as a source of its own (a route's `tokens.env`) is that
+//! source's and not a config key, even with the `WSGATE_` prefix: `WSGATE_DB_TOKENS` holds
+//! tokens, it does not set a key `db_tokens`.
 
 use figment::providers::Env;
 use figment::value::{Dict, Map, Value};
@@ -24,10 +28,14 @@ pub struct EnvLayer {
 impl EnvLayer {
     /// Reads the process environment and merges it over `base` (defaults and file).
     pub fn over(base: &Figment) -> Result<Self, ConfigError> {
-        let env = Env::prefixed(PREFIX).split("__").ignore(NOT_CONFIG_KEYS);
-        let mut incoming = env.data().map_err(ConfigError::from_figment)?;
-        let incoming = incoming.remove(&Profile::Default).unwrap_or_default();
-        let data = incoming
+        // The variables the config names may be named in the environment itself, so it is
+        // read once to find them, then again without them.
+        let first = read(Vec::new())?;
+        let mut named = Vec::new();
+        token_variables(base.find_value("routes").ok().as_ref(), &mut named);
+        token_variables(first.get("routes"), &mut named);
+        let exempt = named.iter().filter_map(|n| as_key(n)).collect();
+        let data = read(exempt)?
             .into_iter()
             .filter(|(key, _)| !is_service_link(key))
             .map(|(key, value)| {
@@ -38,6 +46,49 @@ impl EnvLayer {
             .collect();
         Ok(Self { data })
     }
+}
+
+/// The config's `WSGATE_*` variables, but for those whose keys are in `exempt`.
+fn read(exempt: Vec<String>) -> Result<Dict, ConfigError> {
+    let env = Env::prefixed(PREFIX)
+        .split("__")
+        .ignore(NOT_CONFIG_KEYS)
+        .filter(move |key| !exempt.iter().any(|e| key.as_str().eq_ignore_ascii_case(e)));
+    let mut data = env.data().map_err(ConfigError::from_figment)?;
+    Ok(data.remove(&Profile::Default).unwrap_or_default())
+}
+
+/// The names in `tokens.env` of every route in `routes` (a list, or a map by index as
+/// the environment writes it).
+fn token_variables(routes: Option<&Value>, out: &mut Vec<String>) {
+    let routes: Vec<&Value> = match routes {
+        Some(Value::Array(_, items)) => items.iter().collect(),
+        Some(Value::Dict(_, by_index)) => by_index.values().collect(),
+        _ => return,
+    };
+    for route in routes {
+        if let Some(name) = route.find_ref("tokens.env").and_then(Value::as_str) {
+            out.push(name.to_string());
+        }
+    }
+}
+
+/// The key variable `name` would set, lowercase and dotted (`WSGATE_LIMITS__X` is
+/// `limits.x`), if it has the prefix.
+fn as_key(name: &str) -> Option<String> {
+    let prefix = name.get(..PREFIX.len())?;
+    let rest = &name[PREFIX.len()..];
+    (prefix.eq_ignore_ascii_case(PREFIX) && !rest.is_empty())
+        .then(|| rest.replace("__", ".").trim().to_ascii_lowercase())
+}
+
+/// The config key variable `name` stands for, if it is one (`WSGATE_LISTEN`: `listen`),
+/// so that it cannot also be named as a source of tokens.
+pub fn config_key_of(name: &str) -> Option<String> {
+    let key = as_key(name)?;
+    let top = key.split('.').next().unwrap_or_default();
+    let known = super::extract::top_level_keys();
+    (known.iter().any(|k| k == top) || NOT_CONFIG_KEYS.contains(&top)).then_some(key)
 }
 
 impl Provider for EnvLayer {
@@ -177,6 +228,57 @@ mod tests {
         }
         for key in ["listen", "portal", "port_x", "service", "limits"] {
             assert!(!is_service_link(key), "{key}");
+        }
+    }
+
+    /// The top-level keys the environment layer sets over `yaml` with `vars`.
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type is figment's own
+    fn env_keys(yaml: &str, vars: &[(&str, &str)]) -> Vec<String> {
+        let mut out = None;
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            for (k, v) in vars {
+                jail.set_env(k, v);
+            }
+            let env =
+                EnvLayer::over(&Figment::from(Yaml::string(yaml))).map_err(|e| e.to_string())?;
+            out = Some(env.data.keys().cloned().collect());
+            Ok(())
+        });
+        out.unwrap()
+    }
+
+    #[test]
+    fn variables_named_as_token_sources_are_not_config_keys() {
+        let file = "routes: [{path: /a, backend: 'x:1', tokens: {env: WSGATE_A_TOKENS}}]";
+        let keys = env_keys(file, &[("WSGATE_A_TOKENS", "t1"), ("WSGATE_OTHER", "x")]);
+        assert_eq!(keys, ["other"], "only the variable nobody names is a key");
+        // Named by another variable (in any case), rather than by the file.
+        let keys = env_keys(
+            "{}",
+            &[
+                ("WSGATE_ROUTES__0__TOKENS__ENV", "wsgate_b_tokens"),
+                ("WSGATE_B_TOKENS", "t2"),
+            ],
+        );
+        assert_eq!(keys, ["routes"]);
+    }
+
+    #[test]
+    fn config_variables_are_told_apart() {
+        assert_eq!(config_key_of("WSGATE_LISTEN").as_deref(), Some("listen"));
+        assert_eq!(
+            config_key_of("wsgate_routes__0__backend").as_deref(),
+            Some("routes.0.backend")
+        );
+        assert_eq!(config_key_of("WSGATE_CONFIG").as_deref(), Some("config"));
+        for name in [
+            "WSGATE_DB_TOKENS",
+            "DB_TOKENS",
+            "WSGATE_",
+            "WSGATE_LISTENER_TOKENS",
+        ] {
+            assert_eq!(config_key_of(name), None, "{name}");
         }
     }
 

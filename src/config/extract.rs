@@ -44,6 +44,9 @@ pub fn every_problem(figment: &Figment) -> ConfigError {
     section!("trusted_proxies", Vec<String>, |v| partial
         .trusted_proxies = v);
     section!("proxy_protocol", bool, |v| partial.proxy_protocol = v);
+    section!("proxy_protocol_from", Vec<String>, |v| partial
+        .proxy_protocol_from =
+        v);
     section!("client_ip_header", super::ClientIpHeader, |v| partial
         .client_ip_header =
         v);
@@ -79,7 +82,7 @@ pub fn every_problem(figment: &Figment) -> ConfigError {
 }
 
 /// The config's top-level keys, as its defaults serialize them (so the list cannot drift).
-fn top_level_keys() -> Vec<String> {
+pub(super) fn top_level_keys() -> Vec<String> {
     let mut keys: Vec<String> =
         Figment::from(figment::providers::Serialized::defaults(Config::default()))
             .extract::<Dict>()

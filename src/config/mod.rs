@@ -7,9 +7,11 @@
 mod env;
 mod error;
 mod extract;
+mod redact;
 mod route;
 mod sections;
 mod tls;
+mod trust;
 pub mod units;
 mod validate;
 
@@ -54,6 +56,9 @@ pub struct Config {
     pub client_ip_header: ClientIpHeader,
     /// The listener expects a PROXY protocol v1/v2 header on every connection.
     pub proxy_protocol: bool,
+    /// Peers (CIDRs or addresses) allowed to send that header; a connection from anyone
+    /// else is dropped unread. Required when `proxy_protocol` is on.
+    pub proxy_protocol_from: Vec<String>,
     /// wss://: certificates and client certificates; off unless a certificate is set.
     pub tls: Tls,
     /// Also speak HTTP/2 (ALPN h2 over TLS, prior knowledge on plain listeners) and accept
@@ -83,6 +88,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             client_ip_header: ClientIpHeader::default(),
             proxy_protocol: false,
+            proxy_protocol_from: Vec::new(),
             tls: Tls::default(),
             http2: false,
             limits: Limits::default(),
@@ -128,13 +134,14 @@ impl ConfigFile {
 }
 
 impl Config {
-    /// Stacks the layers, extracts and validates; every problem is in the error.
+    /// Stacks the layers, extracts and validates; every problem is in the error, with the
+    /// values of keys that may hold secrets hidden.
     pub fn load(file: &ConfigFile, overrides: &Overrides) -> Result<Self, ConfigError> {
         let figment = Self::figment(file, overrides)?;
         let cfg: Self = figment
             .extract()
-            .map_err(|_| extract::every_problem(&figment))?;
-        cfg.validate()?;
+            .map_err(|_| extract::every_problem(&figment).redacted(&figment))?;
+        cfg.validate().map_err(|e| e.redacted(&figment))?;
         Ok(cfg)
     }
 

@@ -32,6 +32,7 @@ impl Config {
         self.check_timers(&mut bad);
         self.check_operations(&mut bad);
         self.check_tls(&mut bad);
+        self.check_proxy_protocol(&mut bad);
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
             bad.push(
                 "log.level",
@@ -182,6 +183,15 @@ impl Config {
                 "only means something with TLS on: set tls.cert and tls.key",
             );
         }
+        if t.allow_plaintext && t.client_ca.is_some() {
+            // A ws:// client presents no certificate: every route without client_names
+            // would be open to it, in clear text, while the CA suggests otherwise.
+            bad.push(
+                "tls.allow_plaintext",
+                "cannot be combined with tls.client_ca: plain ws:// clients present no \
+                 certificate, so mutual TLS would not hold; remove one of the two",
+            );
+        }
         for (i, route) in self.routes.iter().enumerate() {
             if !route.client_names.is_empty() && t.client_ca.is_none() {
                 bad.push(
@@ -284,9 +294,10 @@ fn check_routes(bad: &mut ConfigError, routes: &[Route]) {
         }
         for (j, proto) in route.subprotocols.iter().enumerate() {
             if proto.starts_with(crate::auth::credential::SUBPROTOCOL_PREFIX) {
+                // The entry itself may be a credential: it is not repeated here.
                 bad.push(
                     key(&format!("subprotocols.{j}")),
-                    format!("{proto:?}: bearer.* entries carry credentials"),
+                    "\"bearer.***\": bearer.* entries carry credentials",
                 );
             } else if !is_token(proto) {
                 bad.push(
@@ -297,6 +308,17 @@ fn check_routes(bad: &mut ConfigError, routes: &[Route]) {
         }
         if let Some(t) = route.connect_timeout {
             check_positive(bad, &key("connect_timeout"), t);
+        }
+        if let Some(name) = route.tokens.as_ref().and_then(|t| t.env.as_deref()) {
+            if let Some(config_key) = super::env::config_key_of(name) {
+                bad.push(
+                    key("tokens.env"),
+                    format!(
+                        "{name} is the environment variable of config key {config_key}; \
+                         name a variable that is not a config key"
+                    ),
+                );
+            }
         }
     }
 }
@@ -364,6 +386,40 @@ mod tests {
             ]
         );
         assert!(err.problems[0].message.contains("\"nowhere\""));
+    }
+
+    #[test]
+    fn client_certificates_and_plaintext_are_refused_together() {
+        let mut cfg = Config::single_route("127.0.0.1:0", "127.0.0.1:9");
+        cfg.tls.cert = Some("server.pem".into());
+        cfg.tls.key = Some("server-key.pem".into());
+        cfg.tls.allow_plaintext = true;
+        cfg.validate()
+            .expect("plaintext beside TLS alone is allowed");
+        cfg.tls.client_ca = Some("ca.pem".into());
+        let err = cfg.validate().unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert_eq!(err.problems[0].key, "tls.allow_plaintext");
+        assert!(err.problems[0].message.contains("tls.client_ca"), "{err}");
+        cfg.tls.allow_plaintext = false;
+        cfg.validate().expect("mutual TLS alone is allowed");
+    }
+
+    #[test]
+    fn a_token_variable_cannot_be_a_config_variable() {
+        let mut cfg = Config::single_route("127.0.0.1:0", "127.0.0.1:9");
+        cfg.routes[0].tokens = Some(crate::config::TokenSource {
+            file: None,
+            env: Some("WSGATE_LISTEN".into()),
+        });
+        let err = cfg.validate().unwrap_err();
+        assert_eq!(err.problems[0].key, "routes.0.tokens.env");
+        assert!(
+            err.problems[0].message.contains("config key listen"),
+            "{err}"
+        );
+        cfg.routes[0].tokens.as_mut().unwrap().env = Some("WSGATE_DB_TOKENS".into());
+        cfg.validate().unwrap();
     }
 
     #[test]

@@ -308,3 +308,23 @@ fn v2_header_parses_with_ppp() {
     let expected: V2Addresses = (sa("[2001:db8::1]:4711"), sa("[2001:db8::2]:443")).into();
     assert_eq!(parsed.addresses, expected);
 }
+
+#[tokio::test]
+async fn only_listed_senders_are_read() {
+    let senders = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
+    let header = b"PROXY TCP4 192.0.2.1 198.51.100.7 12345 443\r\n";
+    let mut reader = &header[..];
+    let outsider = IpAddr::from([192, 0, 2, 1]);
+    let refused = read_header_from(outsider, &senders, &mut reader).await;
+    assert!(
+        matches!(refused, Err(ProxyError::UnlistedSender(ip)) if ip == outsider),
+        "{refused:?}"
+    );
+    assert_eq!(reader, &header[..], "nothing read from an unlisted peer");
+    // An IPv4 peer seen through a dual-stack socket is still the listed IPv4 address.
+    let mapped = IpAddr::from(Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped());
+    let h = read_header_from(mapped, &senders, &mut reader)
+        .await
+        .unwrap();
+    assert_eq!(h.source, Some(sa("192.0.2.1:12345")));
+}
