@@ -8,9 +8,9 @@
 //! - Paths under `/etc/wsgate/` are moved into a temporary directory, where the files the
 //!   config names are made: a development certificate and key (`wsgate cert`) for each
 //!   certificate, its CA for `tls.client_ca`, a token file, a JWT key of the route's
-//!   algorithm (RS256 and ES256 keys with openssl).
-//! - Each environment variable a route names as its token source is set; nothing else
-//!   from the test's environment reaches the binary.
+//!   algorithm (RS256 and ES256 keys with openssl), and the admin listener's token file.
+//! - Each environment variable a route or the admin listener names as its token source is
+//!   set; nothing else from the test's environment reaches the binary.
 
 mod common;
 
@@ -237,6 +237,9 @@ async fn check(example: &Example, material: &Material) -> Result<(), String> {
     for (_, path) in in_each(&doc, "/routes", "/tokens/file") {
         files.push((path, format!("{TOKEN}\n").into_bytes()));
     }
+    if let Some(path) = doc.pointer("/admin/tokens/file").and_then(Value::as_str) {
+        files.push((path.to_string(), format!("{TOKEN}\n").into_bytes()));
+    }
     for (i, path) in in_each(&doc, "/routes", "/jwt/key_file") {
         let algorithm = doc.pointer(&format!("/routes/{i}/jwt/algorithm"));
         let algorithm = algorithm.and_then(Value::as_str).unwrap_or("HS256");
@@ -249,6 +252,9 @@ async fn check(example: &Example, material: &Material) -> Result<(), String> {
     std::fs::write(&file, &yaml).unwrap();
     let mut cmd = bare_wsgate(&["check", "--config", file.to_str().unwrap()]);
     for (_, name) in in_each(&doc, "/routes", "/tokens/env") {
+        cmd.env(name, TOKEN);
+    }
+    if let Some(name) = doc.pointer("/admin/tokens/env").and_then(Value::as_str) {
         cmd.env(name, TOKEN);
     }
     let (status, stdout, stderr) = run_to_end(cmd).await;

@@ -5,9 +5,9 @@
 //! reads the same variables but merges numbered keys into the list underneath, element by
 //! element, so an environment variable can change one field of one route from the file.
 //!
-//! A variable the config names as a source of its own (a route's `tokens.env`) is that
-//! source's and not a config key, even with the `WSGATE_` prefix: `WSGATE_DB_TOKENS` holds
-//! tokens, it does not set a key `db_tokens`.
+//! A variable the config names as a source of its own (a route's or the admin listener's
+//! `tokens.env`) is that source's and not a config key, even with the `WSGATE_` prefix:
+//! `WSGATE_DB_TOKENS` holds tokens, it does not set a key `db_tokens`.
 
 use figment::providers::Env;
 use figment::value::{Dict, Map, Value};
@@ -34,6 +34,16 @@ impl EnvLayer {
         let mut named = Vec::new();
         token_variables(base.find_value("routes").ok().as_ref(), &mut named);
         token_variables(first.get("routes"), &mut named);
+        let admin_token_env = [
+            base.find_value("admin.tokens.env").ok(),
+            first_admin(&first),
+        ];
+        named.extend(
+            admin_token_env
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.into_string()),
+        );
         let exempt = named.iter().filter_map(|n| as_key(n)).collect();
         let data = read(exempt)?
             .into_iter()
@@ -56,6 +66,11 @@ fn read(exempt: Vec<String>) -> Result<Dict, ConfigError> {
         .filter(move |key| !exempt.iter().any(|e| key.as_str().eq_ignore_ascii_case(e)));
     let mut data = env.data().map_err(ConfigError::from_figment)?;
     Ok(data.remove(&Profile::Default).unwrap_or_default())
+}
+
+/// `admin.tokens.env` as the environment sets it, if it does.
+fn first_admin(first: &Dict) -> Option<Value> {
+    first.get("admin")?.find_ref("tokens.env").cloned()
 }
 
 /// The names in `tokens.env` of every route in `routes` (a list, or a map by index as
@@ -246,6 +261,21 @@ mod tests {
             Ok(())
         });
         out.unwrap()
+    }
+
+    #[test]
+    fn the_admin_token_variable_is_not_a_config_key() {
+        let file = "admin: {tokens: {env: WSGATE_ADMIN_TOKEN}}";
+        let keys = env_keys(file, &[("WSGATE_ADMIN_TOKEN", "t1"), ("WSGATE_OTHER", "x")]);
+        assert_eq!(keys, ["other"]);
+        let keys = env_keys(
+            "{}",
+            &[
+                ("WSGATE_ADMIN__TOKENS__ENV", "WSGATE_ADMIN_TOKEN"),
+                ("WSGATE_ADMIN_TOKEN", "t2"),
+            ],
+        );
+        assert_eq!(keys, ["admin"]);
     }
 
     #[test]
