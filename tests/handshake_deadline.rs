@@ -161,6 +161,7 @@ async fn a_client_slow_at_every_step_is_dropped_at_one_deadline() {
     let certs = wsgate::devcert::generate(&["localhost".into()], &[]).unwrap();
     let mut cfg = config_for(echo_backend().await);
     cfg.proxy_protocol = true;
+    cfg.proxy_protocol_from = vec!["127.0.0.1".into()];
     cfg.limits.handshake_timeout = handshake_timeout;
     cfg.tls.cert = Some(dir.path().join("server.pem"));
     cfg.tls.key = Some(dir.path().join("server-key.pem"));
