@@ -17,6 +17,8 @@ pub mod demo;
 pub mod devcert;
 pub mod error;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handshake;
 pub mod health;
 pub mod http;
