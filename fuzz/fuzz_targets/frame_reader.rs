@@ -35,10 +35,12 @@ fn limits(selector: u8) -> FrameLimits {
 fn run(wire: &[u8], limits: &FrameLimits, mut next_len: impl FnMut() -> usize) -> Outcome {
     let mut reader = FrameReader::default();
     let mut out = Outcome::default();
+    let mut piece = Vec::with_capacity(wire.len());
     let mut start = 0;
     while start < wire.len() {
         let len = next_len().clamp(1, wire.len() - start);
-        let mut piece = wire[start..start + len].to_vec();
+        piece.clear();
+        piece.extend_from_slice(&wire[start..start + len]);
         start += len;
         let fed = reader.feed(&mut piece, limits);
         assert!(
