@@ -136,14 +136,14 @@ impl LivenessTimer {
 
 /// Whether a client that has not answered shows it is there all the same (see the module
 /// documentation).
-fn still_there(o: &Outstanding, act: &Activity<'_>, now: &Evidence) -> bool {
-    match (o.seen.tcp, now.tcp) {
+fn still_there(o: &Outstanding, act: &Activity<'_>, seen: &Evidence) -> bool {
+    match (o.seen.tcp, seen.tcp) {
         (Some(before), Some(now)) => {
             let reading = now.read_since(&before);
             let ping_arrived = o.ping_end.is_some_and(|end| now.acked >= end);
             reading || (ping_arrived && act.upstream_blocked())
         }
-        _ => act.upstream_blocked() || now.delivered != o.seen.delivered,
+        _ => act.upstream_blocked() || seen.delivered != o.seen.delivered,
     }
 }
 

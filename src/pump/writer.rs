@@ -18,6 +18,9 @@ use crate::frame::{OpCode, UnansweredPings};
 enum Frame {
     /// Header and payload in a pooled buffer.
     Data(Box<[u8]>),
+    /// The gateway's own ping, whose arrival liveness watches for.
+    Ping(Vec<u8>),
+    /// A pong or the close frame.
     Control(Vec<u8>),
     /// Header here, payload in a pipe (plain-TCP clients).
     Spliced(SplicedFrame),
@@ -27,7 +30,7 @@ impl Frame {
     fn bytes(&self) -> &[u8] {
         match self {
             Self::Data(b) => b,
-            Self::Control(v) => v,
+            Self::Ping(v) | Self::Control(v) => v,
             Self::Spliced(_) => &[],
         }
     }
@@ -52,8 +55,6 @@ pub struct ClientWriter {
     current: Option<InFlight>,
     /// Written, but the stream (TLS, HTTP/2) may still hold it.
     flushing: Option<Flushing>,
-    /// The ping in flight is a ping (it is a `Control` frame like pongs and the close).
-    current_is_ping: bool,
     /// Pings to answer, in order.
     pongs: UnansweredPings,
     ping_due: bool,
@@ -116,24 +117,18 @@ impl ClientWriter {
 
     /// Starts the next control frame waiting, if any; whether one was started. Only when idle.
     pub fn start_control(&mut self, act: &Activity<'_>) -> bool {
-        self.current_is_ping = false;
         let frame = if let Some(close) = self.close.take() {
-            close
+            Frame::Control(close)
         } else if let Some(payload) = self.pongs.pop() {
-            control_frame(OpCode::Pong, &payload)
+            Frame::Control(control_frame(OpCode::Pong, &payload))
         } else if std::mem::take(&mut self.ping_due) {
             act.pinged();
-            self.current_is_ping = true;
-            control_frame(OpCode::Ping, &[])
+            Frame::Ping(control_frame(OpCode::Ping, &[]))
         } else {
             return false;
         };
-        let end = frame.len();
-        self.current = Some(InFlight {
-            frame: Frame::Control(frame),
-            pos: 0,
-            end,
-        });
+        let end = frame.bytes().len();
+        self.current = Some(InFlight { frame, pos: 0, end });
         true
     }
 
@@ -163,7 +158,7 @@ impl ClientWriter {
             }
             if let Some(done) = self.current.take() {
                 self.flushing = Some(match done.frame {
-                    Frame::Control(_) if self.current_is_ping => Flushing::Ping,
+                    Frame::Ping(_) => Flushing::Ping,
                     Frame::Control(_) => Flushing::Other,
                     Frame::Data(buf) => {
                         pool::give(buf);

@@ -17,10 +17,16 @@ pub const INTERNET_MSS: u32 = 1400;
 
 /// Connects to `addr` with segments of `INTERNET_MSS` and completes a WebSocket upgrade.
 pub async fn upgraded_internet_client(addr: SocketAddr) -> TcpStream {
+    upgraded_client(addr, Some(INTERNET_MSS)).await
+}
+
+/// Connects to `addr` (with segments of at most `mss` bytes, if given) and completes a
+/// WebSocket upgrade.
+pub async fn upgraded_client(addr: SocketAddr, mss: Option<u32>) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
-    socket2::SockRef::from(&socket)
-        .set_tcp_mss(INTERNET_MSS)
-        .unwrap();
+    if let Some(mss) = mss {
+        socket2::SockRef::from(&socket).set_tcp_mss(mss).unwrap();
+    }
     let mut sock = timeout(PATIENCE, socket.connect(addr))
         .await
         .expect("connect timed out")
