@@ -18,6 +18,8 @@ pub mod devcert;
 pub mod error;
 pub mod exposure;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handshake;
 pub mod health;
 pub mod http;

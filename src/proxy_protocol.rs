@@ -118,7 +118,7 @@ async fn read_v1<S: AsyncRead + Unpin>(
     if !line.starts_with(V1_PREFIX) {
         return Err(ProxyError::NotProxy);
     }
-    // A line feed ends the line; the spec's terminator is CRLF, checked by the parser.
+    // A line feed ends the line; the spec's terminator is CRLF, checked below.
     while !line.contains(&b'\n') {
         if line.len() >= V1_MAX_LEN {
             return Err(ProxyError::TooLong { limit: V1_MAX_LEN });
@@ -130,6 +130,12 @@ async fn read_v1<S: AsyncRead + Unpin>(
     if line.last() != Some(&b'\n') {
         // Only possible within the first read: a short, broken line followed by more data.
         return Err(ProxyError::Malformed("v1 line ends early".into()));
+    }
+    // ppp accepts a bare LF after a space (`... 443 \n`, `UNKNOWN \n`): the spec does not.
+    if !line.ends_with(b"\r\n") {
+        return Err(ProxyError::Malformed(
+            "v1 line does not end with CRLF".into(),
+        ));
     }
     let header = v1::Header::try_from(line.as_slice()).map_err(malformed)?;
     // ppp takes the line up to the first CR: a stray CR before the end leaves bytes over.

@@ -10,12 +10,12 @@ use hyper::header::FORWARDED;
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 /// One hop's address, if it names one.
-pub(super) type Hop = Option<IpAddr>;
+pub(crate) type Hop = Option<IpAddr>;
 
 /// The `for=` of every `Forwarded` element, left to right across all header lines; `None`
 /// if no element has a `for` parameter (the header is absent or only says e.g. `proto=`).
 /// An element without `for`, with a broken `for`, or breaking the syntax, is a `None` hop.
-pub(super) fn forwarded_for(headers: &HeaderMap) -> Option<Vec<Hop>> {
+pub(crate) fn forwarded_for(headers: &HeaderMap) -> Option<Vec<Hop>> {
     let mut hops = Vec::new();
     let mut any_for = false;
     for line in headers.get_all(FORWARDED) {
@@ -44,7 +44,7 @@ pub(super) fn forwarded_for(headers: &HeaderMap) -> Option<Vec<Hop>> {
 }
 
 /// Every `X-Forwarded-For` entry, left to right across all header lines.
-pub(super) fn x_forwarded_for(headers: &HeaderMap) -> Vec<Hop> {
+pub(crate) fn x_forwarded_for(headers: &HeaderMap) -> Vec<Hop> {
     let mut hops = Vec::new();
     for line in headers.get_all(X_FORWARDED_FOR) {
         let Ok(text) = line.to_str() else {
@@ -139,7 +139,7 @@ fn unquote(value: &str) -> Option<String> {
 /// An address with an optional port: `192.0.2.60`, `192.0.2.60:8080`, `2001:db8::1`,
 /// `[2001:db8::1]`, `[2001:db8::1]:4711`. RFC 7239 obfuscated ports (`:_abc`) are accepted;
 /// obfuscated nodes (`_hidden`), `unknown` and IPv6 zone ids are not addresses.
-pub(super) fn parse_node(node: &str) -> Hop {
+pub(crate) fn parse_node(node: &str) -> Hop {
     if let Ok(ip) = node.parse::<IpAddr>() {
         return Some(ip);
     }

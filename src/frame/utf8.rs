@@ -8,7 +8,10 @@ pub struct Utf8Stream {
     len: u8,
 }
 
-/// The byte sequence is not UTF-8; the piece's first `valid` bytes were fine.
+/// The byte sequence is not UTF-8. The piece's first `valid` bytes come before the byte
+/// that made it so: the start of a character that byte broke counts as valid, since a
+/// stream cut right after it would already have passed it on. So the bytes accepted before
+/// an error do not depend on where the text was cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Invalid {
     pub valid: usize,
@@ -32,7 +35,13 @@ impl Utf8Stream {
                     self.len = now as u8;
                     return Ok(());
                 }
-                Err(_) => return Err(Invalid { valid: 0 }),
+                // The carried bytes started a character; the byte that broke it is here.
+                Err(e) => {
+                    let broken_at = offending_byte(&self.partial[..now], e);
+                    return Err(Invalid {
+                        valid: broken_at.saturating_sub(have),
+                    });
+                }
             }
         }
         match std::str::from_utf8(rest) {
@@ -44,7 +53,7 @@ impl Utf8Stream {
                 Ok(())
             }
             Err(e) => Err(Invalid {
-                valid: piece.len() - rest.len() + e.valid_up_to(),
+                valid: piece.len() - rest.len() + offending_byte(rest, e),
             }),
         }
     }
@@ -52,6 +61,18 @@ impl Utf8Stream {
     /// Whether the text so far ends on a character boundary.
     pub fn is_complete(&self) -> bool {
         self.len == 0
+    }
+}
+
+/// The index in `bytes` of the first byte no valid UTF-8 text could have there, given the
+/// error std found. std reports a broken character as the bytes that started it (a lead
+/// byte and the continuation bytes it allows: `error_len`), and a byte that cannot start a
+/// character alone; only in the first case is the culprit further on.
+fn offending_byte(bytes: &[u8], e: std::str::Utf8Error) -> usize {
+    let at = e.valid_up_to();
+    match (bytes.get(at), e.error_len()) {
+        (Some(0xC2..=0xF4), Some(started)) => at + started,
+        _ => at,
     }
 }
 
@@ -105,6 +126,30 @@ mod tests {
         let mut s = Utf8Stream::default();
         assert_eq!(s.push(b"\xe2"), Ok(()));
         assert_eq!(s.push(b"\x82\xacok\xc0"), Err(Invalid { valid: 4 }));
+    }
+
+    /// Regression: a character broken by a later byte was counted as valid when the cut fell
+    /// inside it (its first bytes had passed) and as invalid when it did not, so what reached
+    /// the backend depended on how the client's bytes were split into reads.
+    #[test]
+    fn the_error_is_at_the_same_byte_wherever_the_text_is_cut() {
+        for (text, broken_at) in [
+            (&b"ab\xe2\x82x"[..], 4), // a started character, then a byte that is not its
+            (b"ab\xed\xa0\x80", 3),   // a surrogate: ED is fine, A0 after it is not
+            (b"ab\xf4\x90\x80\x80", 3), // above U+10FFFF
+            (b"ab\xc0\xaf", 2),       // C0 never starts a character
+            (b"ab\xffcd", 2),
+        ] {
+            for cut in 0..=text.len() {
+                let mut s = Utf8Stream::default();
+                let (first, second) = text.split_at(cut);
+                let at = match s.push(first) {
+                    Err(e) => e.valid,
+                    Ok(()) => cut + s.push(second).expect_err("invalid").valid,
+                };
+                assert_eq!(at, broken_at, "{text:?} cut at {cut}");
+            }
+        }
     }
 
     #[test]

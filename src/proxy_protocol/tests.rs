@@ -105,8 +105,11 @@ async fn v1_malformed_lines() {
         b"PROXY TCP4 192.0.2.1 198.51.100.7 99999 443\r\n",  // port out of range
         b"PROXY TCP5 192.0.2.1 198.51.100.7 1 2\r\n",        // no such protocol
         b"PROXY TCP4 192.0.2.1 198.51.100.7 1 2\n",          // LF without CR
-        b"PROXY TCP4 192.0.2.1\r198.51.100.7 1 2\r\n",       // stray CR
-        b"PROXY \xff\xfe\r\n GET / HTTP/1.1",                // not UTF-8, ends early
+        // Regression: a bare LF after a space was accepted (found by fuzzing).
+        b"PROXY TCP4 192.0.2.1 198.51.100.7 1 2 \n",
+        b"PROXY UNKNOWN \n",
+        b"PROXY TCP4 192.0.2.1\r198.51.100.7 1 2\r\n", // stray CR
+        b"PROXY \xff\xfe\r\n GET / HTTP/1.1",          // not UTF-8, ends early
     ] {
         let mut reader = line;
         let err = read_header(&mut reader).await.unwrap_err();

@@ -127,6 +127,22 @@ fn invalid_text_stops_at_the_bad_byte() {
     assert_eq!(stop, Some(Stop::InvalidUtf8));
 }
 
+/// Regression: the bytes of a text message passed on before an invalid sequence depended
+/// on where the reads were cut (a surrogate's first byte went out only if a read ended
+/// right after it).
+#[test]
+fn invalid_text_delivers_the_same_bytes_wherever_the_reads_are_cut() {
+    let wire = frame(true, 1, b"ok\xed\xa0\x80");
+    for cut in 0..=wire.len() {
+        let (out, _, stop, _) = run(&wire, &[cut], &LIMITS);
+        assert_eq!(
+            (&out[..], stop),
+            (&b"ok\xed"[..], Some(Stop::InvalidUtf8)),
+            "cut {cut}"
+        );
+    }
+}
+
 #[test]
 fn large_frames_use_the_64_bit_length() {
     let payload = vec![0x5Au8; 70_000];
