@@ -1,8 +1,11 @@
-//! The command line: subcommands and the flags that override config keys.
+//! The command line: subcommands and the flags that override config keys, and the shell
+//! completions and man page generated from those same definitions.
 
-use std::path::PathBuf;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
 
 use crate::config::{ConfigFile, LogFormat, Overrides};
 
@@ -51,6 +54,18 @@ pub enum Command {
     Demo,
     /// Generate a development CA and certificates for wss:// (not for production)
     Cert(CertArgs),
+    /// Print a completion script for a shell (e.g. `wsgate completions bash > /etc/bash_completion.d/wsgate`)
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff; e.g. `wsgate man | man -l -`)
+    Man {
+        /// Instead, write every page (wsgate.1 and one per subcommand) into this directory
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -81,4 +96,29 @@ impl Cli {
             tls_key: self.tls_key.clone(),
         }
     }
+}
+
+/// Writes the completion script for `shell` to `out`.
+pub fn write_completions(shell: Shell, out: &mut impl Write) -> io::Result<()> {
+    // Generated in memory first: clap_complete panics on a failed write (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "wsgate", &mut script);
+    out.write_all(&script)?;
+    out.flush()
+}
+
+/// Writes the man page, in roff, to `out`.
+pub fn write_man_page(out: &mut impl Write) -> io::Result<()> {
+    clap_mangen::Man::new(man_command()).render(out)?;
+    out.flush()
+}
+
+/// Writes `wsgate.1` and a page per subcommand (the ones `wsgate.1` refers to) into `dir`.
+pub fn write_man_pages(dir: &Path) -> io::Result<()> {
+    clap_mangen::generate_to(man_command(), dir)
+}
+
+/// The command as the man pages describe it: `help` is left out, as it has no page.
+fn man_command() -> clap::Command {
+    Cli::command().disable_help_subcommand(true)
 }

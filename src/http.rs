@@ -29,7 +29,7 @@ use crate::error::Reject;
 use crate::session::{self, SessionInfo};
 use crate::state::{Generation, RoutePlan, Shared};
 use crate::tls::{self, ClientIdentity, Transport};
-use crate::{admission, client_ip, handshake, probes, proxy_protocol};
+use crate::{admission, client_ip, demo, handshake, probes, proxy_protocol};
 
 pub use activity::OpenStream;
 use activity::{Activity, Expiry};
@@ -233,6 +233,9 @@ async fn answer(
 ) -> Response<Full<Bytes>> {
     if let Some(resp) = probes::probe(&req, shared) {
         return resp;
+    }
+    if let Some(page) = shared.demo_page.then(|| demo::page(&req)).flatten() {
+        return page;
     }
     let generation = shared.current();
     // The real client: forwarded headers count only when the connection is from a trusted proxy.

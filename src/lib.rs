@@ -89,6 +89,16 @@ impl Server {
         })
     }
 
+    /// As [`Server::new`], also answering a browser's plain GET of `/` with the demo's
+    /// page (see [`demo::page`]); `wsgate demo` uses this.
+    pub fn demo(cfg: Config) -> Result<Self, ConfigError> {
+        let mut shared = Shared::new(cfg, Lifecycle::default())?;
+        shared.demo_page = true;
+        Ok(Self {
+            shared: Arc::new(shared),
+        })
+    }
+
     pub fn handle(&self) -> Handle {
         Handle {
             shared: self.shared.clone(),

@@ -1,11 +1,12 @@
 //! The `wsgate` binary: parse the command line, load and check the config (exit 64 on any
 //! problem, before binding), set up logging, bind, and run until a signal; SIGHUP reloads.
 
+use std::io;
 use std::process::ExitCode;
 
 use clap::Parser;
 use tokio::net::TcpListener;
-use wsgate::cli::{CertArgs, Cli, Command};
+use wsgate::cli::{self, CertArgs, Cli, Command};
 use wsgate::config::{Config, ConfigError, Log};
 use wsgate::lifecycle::{ReloadSignal, Signals};
 use wsgate::reload::{self, ConfigSource};
@@ -22,6 +23,28 @@ fn main() -> ExitCode {
         Some(Command::Check) => check(&cli),
         Some(Command::Demo) => run_demo(&cli),
         Some(Command::Cert(args)) => cert(args),
+        Some(Command::Completions { shell }) => {
+            print_or_fail(|out| cli::write_completions(*shell, out))
+        }
+        Some(Command::Man { out: None }) => print_or_fail(cli::write_man_page),
+        Some(Command::Man { out: Some(dir) }) => match cli::write_man_pages(dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("wsgate man: {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// Runs `write` on stdout; a failed write (a closed pipe) is reported and exits 1.
+fn print_or_fail(write: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<()>) -> ExitCode {
+    match write(&mut io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wsgate: cannot write to stdout: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -126,7 +149,7 @@ fn run_demo(cli: &Cli) -> ExitCode {
         let listeners = bind(&cfg).await?;
         let addr = listeners.main.local_addr().map_err(|e| e.to_string())?;
         demo::print_banner(addr, echo).map_err(|e| e.to_string())?;
-        let server = Server::new(cfg).map_err(|e| e.to_string())?;
+        let server = Server::demo(cfg).map_err(|e| e.to_string())?;
         server
             .serve(listeners, signals.shutdown())
             .await

@@ -181,6 +181,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub health: Health,
     pub life: Lifecycle,
+    /// Answer a plain GET of `/` with the demo's page (`wsgate demo` only).
+    pub demo_page: bool,
     next_id: AtomicU64,
 }
 
@@ -201,6 +203,7 @@ impl Shared {
             metrics,
             health: Health::default(),
             life,
+            demo_page: false,
             next_id: AtomicU64::new(1),
         })
     }

@@ -95,6 +95,48 @@ async fn check_refuses_an_invalid_fixture_naming_its_key() {
 }
 
 #[tokio::test]
+async fn check_reports_every_bad_value_and_unknown_key_inside_one_section_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wsgate.yaml");
+    let yaml = "limits: { max_message_size: 12XB, max_frame_size: lots, bogus: 1, max_headers: many }\n\
+                liveness: { ping_interval: 3, typo: 1 }\n\
+                routes:\n  - path: /\n    backend: 127.0.0.1:9\n    message_typ: text\n    accept_text: maybe\n";
+    std::fs::write(&file, yaml).unwrap();
+    let mut cmd = wsgate(&["check", "--config", file.to_str().unwrap()]);
+    cmd.env("WSGATE_LIMITS__HANDSHAKE_TIMEOUT", "soon");
+    let (status, stdout, stderr) = run_to_end(cmd).await;
+    assert_eq!(status.code(), Some(EXIT_BAD_CONFIG), "{status}; {stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    // Each problem once, with its key, its value and where the value came from.
+    let expected = [
+        ("limits.max_message_size", "12XB", "wsgate.yaml"),
+        ("limits.max_frame_size", "lots", "wsgate.yaml"),
+        ("limits.max_headers", "many", "wsgate.yaml"),
+        ("limits.bogus", "unknown key", "wsgate.yaml"),
+        ("limits.handshake_timeout", "soon", "WSGATE_"),
+        ("liveness.ping_interval", "needs a unit", "wsgate.yaml"),
+        ("liveness.typo", "unknown key", "wsgate.yaml"),
+        ("routes.0.message_typ", "unknown key", "wsgate.yaml"),
+        ("routes.0.accept_text", "maybe", "wsgate.yaml"),
+    ];
+    let problems: Vec<&str> = stderr.lines().filter(|l| l.starts_with("  ")).collect();
+    for (key, what, source) in expected {
+        let line = problems
+            .iter()
+            .find(|l| l.trim_start().starts_with(&format!("{key}:")))
+            .unwrap_or_else(|| panic!("{key} not reported:\n{stderr}"));
+        assert!(line.contains(what), "{key} without {what:?}: {line}");
+        assert!(
+            line.contains(source),
+            "{key} without its source {source}: {line}"
+        );
+    }
+    let n = expected.len();
+    assert_eq!(problems.len(), n, "{stderr}");
+    assert!(stderr.contains(&format!("({n} problems)")), "{stderr}");
+}
+
+#[tokio::test]
 async fn check_refuses_client_certificates_beside_plaintext_naming_both_keys() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();

@@ -3,22 +3,15 @@
 
 mod common;
 
+use common::tools;
 use common::*;
 use tokio::process::Command;
 use tokio::time::timeout;
 
 #[tokio::test]
 async fn python_h2_client_speaks_rfc8441_to_the_gateway() {
-    let has_h2 = std::process::Command::new("python3")
-        .args(["-c", "import h2"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_h2 {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install the h2 Python package (.ci/run does)"
-        );
-        eprintln!("skipped: the Python h2 package is not installed (pip install h2)");
+    let test = "python_h2_client_speaks_rfc8441_to_the_gateway";
+    if !tools::require_python_module("h2", test) {
         return;
     }
     let mut cfg = config_for(echo_backend().await);

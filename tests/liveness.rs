@@ -324,7 +324,8 @@ async fn a_client_cut_silently_is_found_within_ping_interval_and_pong_timeout() 
         tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp.local_addr().unwrap(),
         _ => unreachable!("a ws:// client"),
     };
-    let Some(_cut) = netfault::SilentCut::between(gw.addr, client) else {
+    let test = "a_client_cut_silently_is_found_within_ping_interval_and_pong_timeout";
+    let Some(_cut) = netfault::SilentCut::between(gw.addr, client, test) else {
         return;
     };
     let cut_at = Instant::now();

@@ -1,12 +1,13 @@
 //! Reporting every problem in one go. serde stops at the first bad value, so when the whole
-//! config does not extract, each top-level key (and each route) is extracted on its own,
-//! the parts that did extract are validated too, and unknown top-level keys are named.
+//! config does not extract, each top-level key (and each route) is extracted on its own
+//! (and inside each, every key: see `peel`), the parts that did extract are validated too,
+//! and unknown top-level keys are named.
 
 use figment::Figment;
 use figment::value::{Dict, Value};
 use serde::de::DeserializeOwned;
 
-use super::{Config, ConfigError, Route, units};
+use super::{Config, ConfigError, Route, peel, units};
 
 /// Every problem in `figment`, for a config that failed to extract as a whole.
 pub fn every_problem(figment: &Figment) -> ConfigError {
@@ -105,28 +106,30 @@ fn extract_routes(figment: &Figment, bad: &mut ConfigError) -> Option<Vec<Route>
     };
     let mut routes = Vec::with_capacity(values.len());
     let mut all_ok = true;
-    for (i, value) in values.iter().enumerate() {
-        match value.deserialize::<Route>() {
-            Ok(route) => routes.push(route),
-            Err(e) => {
-                all_ok = false;
-                bad.extend(ConfigError::from_figment_under(e, &format!("routes.{i}")));
-            }
+    for (i, value) in values.into_iter().enumerate() {
+        let under = format!("routes.{i}");
+        match peel::deserialize_all::<Route>(figment, &under, value, bad) {
+            Some(route) => routes.push(route),
+            None => all_ok = false,
         }
     }
     all_ok.then_some(routes)
 }
 
-/// Extracts the top-level `key` alone, adding its problems to `bad`.
+/// Extracts the top-level `key` alone, adding every problem in it to `bad`.
 fn extract_part<T: DeserializeOwned>(
     figment: &Figment,
     key: &str,
     bad: &mut ConfigError,
 ) -> Option<T> {
-    match figment.extract_inner::<T>(key) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            bad.extend(ConfigError::from_figment_under(e, key));
+    let first = match figment.extract_inner::<T>(key) {
+        Ok(v) => return Some(v),
+        Err(e) => e,
+    };
+    match figment.find_value(key) {
+        Ok(value) => peel::deserialize_all(figment, key, value, bad),
+        Err(_) => {
+            bad.extend(ConfigError::from_figment_under(first, key));
             None
         }
     }

@@ -7,6 +7,7 @@
 mod env;
 mod error;
 mod extract;
+mod peel;
 mod redact;
 mod route;
 mod sections;

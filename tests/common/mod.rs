@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod netfault;
 pub mod process;
 pub mod tls_client;
+pub mod tools;
 pub mod wire;
 
 use std::net::SocketAddr;

@@ -59,11 +59,24 @@ impl Running {
     }
 
     pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// SIGINT, as Ctrl-C in a terminal sends.
+    pub fn sigint(&self) {
+        self.signal("INT");
+    }
+
+    fn signal(&self, name: &str) {
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
+            .args([&format!("-{name}"), &self.pid.to_string()])
             .status()
             .expect("cannot run kill");
-        assert!(status.success(), "kill -TERM {} failed: {status}", self.pid);
+        assert!(
+            status.success(),
+            "kill -{name} {} failed: {status}",
+            self.pid
+        );
     }
 
     pub async fn wait(&mut self) -> ExitStatus {

@@ -1,7 +1,6 @@
 //! Reading the files under deploy/: YAML documents as JSON values, durations, and the
 //! wsgate settings a supervisor's timeouts and probes must agree with.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -118,42 +117,6 @@ fn port_of(addr: &str) -> u16 {
         .next()
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("{addr:?} has no port"))
-}
-
-/// Whether this run is CI's, where every tool the tests need must be installed.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Says why a check did not run, on the real stderr: the test harness hides what tests
-/// print with `eprintln!` unless they fail.
-pub fn say_skipped(test: &str, why: &str) {
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
-}
-
-/// An installed program: on PATH or in the sbin directories packages put daemons in.
-pub fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-/// The program, or `None` after saying the test is skipped; in CI a missing program fails.
-pub fn require_program(name: &str, package: &str, test: &str) -> Option<PathBuf> {
-    if let Some(path) = find_program(name) {
-        return Some(path);
-    }
-    assert!(
-        !in_ci(),
-        "{name} is not installed; .ci/run installs it (apt-get install {package})"
-    );
-    say_skipped(
-        test,
-        &format!("{name} not installed (apt-get install {package}); with CI=true this fails"),
-    );
-    None
 }
 
 /// `text` with each `(from, to)` replaced; every `from` must occur exactly once, so a test

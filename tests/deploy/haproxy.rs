@@ -6,9 +6,8 @@ use std::time::Duration;
 use tokio::process::Command;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::files::{
-    GateSettings, duration, markdown_yaml_block, read, replace_each_once, require_program,
-};
+use crate::common::tools::require_tool;
+use crate::files::{GateSettings, duration, markdown_yaml_block, read, replace_each_once};
 use crate::lb::{
     Balancer, Instance, free_port, open_sessions, spread_over_both, status_behind_proxy_protocol,
 };
@@ -87,7 +86,7 @@ fn haproxy_config_suits_websockets_and_draining() {
 #[tokio::test]
 async fn haproxy_balances_carries_the_client_and_drains_by_health_check() {
     let test = "haproxy_balances_carries_the_client_and_drains_by_health_check";
-    let Some(haproxy) = require_program("haproxy", "haproxy", test) else {
+    let Some(haproxy) = require_tool("haproxy", "apt-get install haproxy", test) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

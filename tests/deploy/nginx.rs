@@ -6,9 +6,8 @@ use std::path::Path;
 use tokio::process::Command;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::files::{
-    GateSettings, duration, markdown_yaml_block, read, replace_each_once, require_program,
-};
+use crate::common::tools::require_tool;
+use crate::files::{GateSettings, duration, markdown_yaml_block, read, replace_each_once};
 use crate::lb::{Balancer, Instance, open_sessions, spread_over_both, wait_refusing};
 
 const CFG: &str = "deploy/nginx/nginx.conf";
@@ -100,7 +99,7 @@ fn templated(dir: &Path, lb: &str, a: &str, b: &str) -> String {
 #[tokio::test]
 async fn nginx_balances_forwards_the_client_and_fails_over() {
     let test = "nginx_balances_forwards_the_client_and_fails_over";
-    let Some(nginx) = require_program("nginx", "nginx", test) else {
+    let Some(nginx) = require_tool("nginx", "apt-get install nginx", test) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

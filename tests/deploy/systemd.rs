@@ -2,7 +2,8 @@
 //! restart policy, hardening), and `systemd-analyze verify` when systemd-analyze is here.
 
 use crate::common::process::run_to_end;
-use crate::files::{GateSettings, duration, read, repo_file, require_program};
+use crate::common::tools::require_tool;
+use crate::files::{GateSettings, duration, read, repo_file};
 
 const UNIT: &str = "deploy/systemd/wsgate.service";
 const BINARY: &str = "/usr/local/bin/wsgate";
@@ -126,7 +127,7 @@ fn unit_is_hardened() {
 #[tokio::test]
 async fn unit_passes_systemd_analyze() {
     let test = "unit_passes_systemd_analyze";
-    let Some(analyze) = require_program("systemd-analyze", "systemd", test) else {
+    let Some(analyze) = require_tool("systemd-analyze", "apt-get install systemd", test) else {
         return;
     };
     // verify insists that ExecStart= and ExecReload= name an executable: use the built
