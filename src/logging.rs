@@ -10,9 +10,12 @@ pub fn init(log: &Log) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::builder().parse(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // A log line that cannot be written (stderr closed, its reader gone) is dropped: the
+    // default reports it with `eprintln!`, which panics on the same broken stderr.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let installed = match log.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder

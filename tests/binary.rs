@@ -509,3 +509,27 @@ async fn admin_token_from_the_environment_guards_metrics() {
     gw.proc.sigterm();
     assert_eq!(gw.proc.wait().await.code(), Some(0));
 }
+
+/// Logging to a stderr whose reader is gone (a closed pipe) drops the lines; it does not
+/// bring the gateway down, and a SIGTERM still ends it cleanly.
+#[tokio::test]
+async fn a_closed_stderr_does_not_crash_the_gateway() {
+    let mut demo = Running::start(wsgate(&["demo", "--listen", "127.0.0.1:0"]));
+    demo.close_stderr();
+    let mut stdout = demo.stdout();
+    let banner = stdout
+        .wait_for("demo banner", |l| l.starts_with("wsgate demo: ws://"))
+        .await;
+    let url = banner
+        .strip_prefix("wsgate demo: ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no url in {banner}"));
+    // A session logs as it ends; the gateway must still answer.
+    let mut ws = connect(url).await;
+    send_binary(&mut ws, b"still up").await;
+    assert_eq!(next_data(&mut ws).await, Message::binary(&b"still up"[..]));
+    drop(ws);
+    demo.sigterm();
+    let status = demo.wait().await;
+    assert_eq!(status.code(), Some(0), "{status}");
+}

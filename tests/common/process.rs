@@ -58,6 +58,11 @@ impl Running {
         Lines::new(self.child.stderr.take().expect("stderr is piped"))
     }
 
+    /// Closes the only reader of the child's stderr: its writes fail from now on (EPIPE).
+    pub fn close_stderr(&mut self) {
+        drop(self.child.stderr.take().expect("stderr is piped"));
+    }
+
     pub fn sigterm(&self) {
         self.signal("TERM");
     }
