@@ -56,10 +56,15 @@ fn run(wire: &[u8], limits: &FrameLimits, mut next_len: impl FnMut() -> usize) -
         );
         out.data.extend_from_slice(&piece[..fed.data]);
         out.messages += fed.messages;
-        if let Some(ping) = reader.take_ping() {
+        // Every ping waits for its answer, up to a bound per read; the newest is never lost,
+        // however the stream was cut.
+        let mut waiting = 0;
+        while let Some(ping) = reader.take_ping() {
             assert!(ping.len() <= 125, "ping of {} bytes", ping.len());
             out.last_ping = Some(ping);
+            waiting += 1;
         }
+        assert!(waiting <= wsgate::frame::pings::MAX_UNANSWERED);
         if let Some(stop) = fed.stop {
             if let Stop::Closed(Some(code)) = stop {
                 assert!(
