@@ -408,101 +408,53 @@ mod tests {
     fn every_limits_rule_names_its_key_and_value() {
         let mut cfg = Config::single_route("127.0.0.1:0", "127.0.0.1:9");
         let l = &mut cfg.limits;
-        l.max_message_size = ByteSize(0);
-        l.max_frame_size = ByteSize::mib(2048);
-        l.read_buffer_size = ByteSize(10);
-        l.backend_read_size = ByteSize::mib(32);
-        l.max_unsent_to_client = ByteSize(1);
-        l.handshake_timeout = Duration::ZERO;
-        l.http2_idle_timeout = Duration::ZERO;
-        l.max_header_size = ByteSize::kib(4);
-        l.listen_backlog = 0;
-        l.max_headers = 10_001;
-        l.max_pending_handshakes = 0;
-        l.max_connections = 100_000_001;
-        l.max_connections_per_ip = Some(0);
-        l.per_ip_rate = Some(Rate {
-            count: 0,
-            per: Duration::from_secs(1),
-        });
-        l.global_rate = Some(Rate {
-            count: 0,
-            per: Duration::from_secs(60),
-        });
-        l.per_ip_burst = 0;
-        l.global_burst = 0;
-        l.ipv6_prefix = 129;
+        (l.max_message_size, l.max_frame_size) = (ByteSize(0), ByteSize::mib(2048));
+        (l.read_buffer_size, l.backend_read_size) = (ByteSize(10), ByteSize::mib(32));
+        (l.max_unsent_to_client, l.max_header_size) = (ByteSize(1), ByteSize::kib(4));
+        (l.handshake_timeout, l.http2_idle_timeout) = (Duration::ZERO, Duration::ZERO);
+        (l.listen_backlog, l.max_headers, l.ipv6_prefix) = (0, 10_001, 129);
+        (l.max_pending_handshakes, l.max_connections) = (0, 100_000_001);
+        let zero = |secs| {
+            Some(Rate {
+                count: 0,
+                per: Duration::from_secs(secs),
+            })
+        };
+        (l.per_ip_rate, l.global_rate) = (zero(1), zero(60));
+        (l.max_connections_per_ip, l.per_ip_burst, l.global_burst) = (Some(0), 0, 0);
         l.max_bytes_per_second = Some(ByteSize(512));
         let err = cfg.validate().unwrap_err();
-        let problems: Vec<(&str, &str)> = err
+        let problems: Vec<String> = err
             .problems
             .iter()
             .filter(|p| p.key.starts_with("limits."))
-            .map(|p| (p.key.as_str(), p.message.as_str()))
+            .map(|p| format!("{}: {}", p.key, p.message))
             .collect();
-        let zero = "0s is not allowed: must be longer than zero";
-        let refuses = "would refuse everyone; use off for no limit";
-        assert_eq!(
-            problems,
-            [
-                (
-                    "limits.max_message_size",
-                    "0B is out of range (1 byte to 1GiB)"
-                ),
-                (
-                    "limits.max_frame_size",
-                    "2GiB is out of range (1 byte to 1GiB)"
-                ),
-                (
-                    "limits.max_frame_size",
-                    "2GiB is larger than limits.max_message_size (0B)"
-                ),
-                (
-                    "limits.read_buffer_size",
-                    "10B is out of range (256B to 16MiB)"
-                ),
-                (
-                    "limits.backend_read_size",
-                    "32MiB is out of range (256B to 16MiB)"
-                ),
-                (
-                    "limits.max_unsent_to_client",
-                    "1B is out of range (4KiB to 16MiB)"
-                ),
-                ("limits.handshake_timeout", zero),
-                ("limits.http2_idle_timeout", zero),
-                (
-                    "limits.max_header_size",
-                    "4KiB is out of range (8KiB to 1MiB)"
-                ),
-                ("limits.listen_backlog", "0 is out of range (1 to 1048576)"),
-                ("limits.max_headers", "10001 is out of range (1 to 10000)"),
-                (
-                    "limits.max_pending_handshakes",
-                    "0 is out of range (1 to 100000000)"
-                ),
-                (
-                    "limits.max_connections",
-                    "100000001 is out of range (1 to 100000000)"
-                ),
-                ("limits.max_connections_per_ip", &format!("0 {refuses}")),
-                ("limits.per_ip_rate", &format!("0/s {refuses}")),
-                ("limits.global_rate", &format!("0/m {refuses}")),
-                (
-                    "limits.per_ip_burst",
-                    "0 is not allowed: must be at least 1"
-                ),
-                (
-                    "limits.global_burst",
-                    "0 is not allowed: must be at least 1"
-                ),
-                ("limits.ipv6_prefix", "129 is out of range (1 to 128)"),
-                (
-                    "limits.max_bytes_per_second",
-                    "512B is too low (at least 1KiB)"
-                ),
-            ]
-        );
+        #[rustfmt::skip]
+        let expected = [
+            "max_message_size: 0B is out of range (1 byte to 1GiB)",
+            "max_frame_size: 2GiB is out of range (1 byte to 1GiB)",
+            "max_frame_size: 2GiB is larger than limits.max_message_size (0B)",
+            "read_buffer_size: 10B is out of range (256B to 16MiB)",
+            "backend_read_size: 32MiB is out of range (256B to 16MiB)",
+            "max_unsent_to_client: 1B is out of range (4KiB to 16MiB)",
+            "handshake_timeout: 0s is not allowed: must be longer than zero",
+            "http2_idle_timeout: 0s is not allowed: must be longer than zero",
+            "max_header_size: 4KiB is out of range (8KiB to 1MiB)",
+            "listen_backlog: 0 is out of range (1 to 1048576)",
+            "max_headers: 10001 is out of range (1 to 10000)",
+            "max_pending_handshakes: 0 is out of range (1 to 100000000)",
+            "max_connections: 100000001 is out of range (1 to 100000000)",
+            "max_connections_per_ip: 0 would refuse everyone; use off for no limit",
+            "per_ip_rate: 0/s would refuse everyone; use off for no limit",
+            "global_rate: 0/m would refuse everyone; use off for no limit",
+            "per_ip_burst: 0 is not allowed: must be at least 1",
+            "global_burst: 0 is not allowed: must be at least 1",
+            "ipv6_prefix: 129 is out of range (1 to 128)",
+            "max_bytes_per_second: 512B is too low (at least 1KiB)",
+        ];
+        let expected: Vec<String> = expected.iter().map(|e| format!("limits.{e}")).collect();
+        assert_eq!(problems, expected);
     }
 
     #[test]
