@@ -319,8 +319,11 @@ async fn connect_backend(
 ) -> Result<backend::Backend, Reject> {
     let mut backend = backend::connect(&route.backends, route.connect_timeout).await?;
     if route.backend_proxy_protocol {
-        let header = proxy_protocol::v2_header(client, local);
-        if let Err(source) = backend.stream.write_all(&header).await {
+        let sent = match proxy_protocol::v2_header(client, local) {
+            Ok(header) => backend.stream.write_all(&header).await,
+            Err(e) => Err(e),
+        };
+        if let Err(source) = sent {
             return Err(BackendError::Connect {
                 addr: backend.addr.to_string(),
                 source,
