@@ -1,15 +1,17 @@
-//! The two ways a connection ends badly, each mapped once: [`Reject`] before the 101 (an HTTP
-//! status) and [`SessionEnd`] after it (a close code, who ended it, and how loudly to log it).
+//! The two ways a connection ends badly, each described once: [`Reject`] before the 101 and
+//! [`SessionEnd`] after it. Each enum has one exhaustive `match` ([`Reject::facts`],
+//! [`SessionEnd::facts`]) returning every fact about the outcome: the HTTP status, labels
+//! and headers of a refusal; the close frame, who ended the session and how the close
+//! handshake goes. Everything else reads those facts, so a new variant cannot be half
+//! described, and the README's tables of statuses and close codes are tested against them
+//! (`error/tests.rs`).
 
 use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{
-    CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, SEC_WEBSOCKET_VERSION, UPGRADE,
-    WWW_AUTHENTICATE,
-};
+use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Response, StatusCode, Version};
 
 use crate::backend::BackendError;
@@ -47,99 +49,158 @@ pub enum Reject {
     Backend(#[from] BackendError),
 }
 
-impl Reject {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Method => StatusCode::METHOD_NOT_ALLOWED,
-            Self::UpgradeRequired | Self::Version => StatusCode::UPGRADE_REQUIRED,
-            Self::Handshake(_) => StatusCode::BAD_REQUEST,
-            Self::Draining | Self::Overloaded { .. } | Self::Capacity => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Self::Origin | Self::ClientCertificate => StatusCode::FORBIDDEN,
-            Self::RateLimited { .. } | Self::ClientCapacity => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Backend(BackendError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
-            Self::Backend(_) => StatusCode::BAD_GATEWAY,
+/// Everything a refusal implies, from the one `match` in [`Reject::facts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RejectFacts {
+    pub status: StatusCode,
+    /// A short, stable label for logs and `wsgate_upgrades_rejected_total{reason}`.
+    pub reason: &'static str,
+    /// The fixed response body; never internal detail.
+    pub body: &'static str,
+    /// Headers (lowercase names) that tell the client what would work, besides
+    /// `Content-Type` and, on HTTP/1.1, `Connection: close`.
+    pub headers: &'static [(&'static str, &'static str)],
+    /// `Retry-After`, sent in whole seconds rounded up (at least 1: "0" would invite an
+    /// immediate retry).
+    pub retry_after: Option<Duration>,
+    /// Whether an answer on HTTP/2 carries `headers` and `Retry-After` too. Only the
+    /// version refusal's `Sec-WebSocket-Version` does; HTTP/2 answers carry no other.
+    pub headers_on_http2: bool,
+}
+
+impl RejectFacts {
+    const fn new(status: StatusCode, reason: &'static str, body: &'static str) -> Self {
+        Self {
+            status,
+            reason,
+            body,
+            headers: &[],
+            retry_after: None,
+            headers_on_http2: false,
         }
+    }
+
+    const fn headers(self, headers: &'static [(&'static str, &'static str)]) -> Self {
+        Self { headers, ..self }
+    }
+
+    const fn retry_after(self, after: Duration) -> Self {
+        Self {
+            retry_after: Some(after),
+            ..self
+        }
+    }
+}
+
+impl Reject {
+    /// Every fact about this refusal.
+    pub fn facts(&self) -> RejectFacts {
+        use RejectFacts as F;
+        use StatusCode as S;
+        const VERSION_13: (&str, &str) = ("sec-websocket-version", "13");
+        match self {
+            Self::NotFound => F::new(S::NOT_FOUND, "not_found", "not found\n"),
+            Self::Method => F::new(
+                S::METHOD_NOT_ALLOWED,
+                "method",
+                "method not allowed: use GET with a websocket upgrade\n",
+            )
+            .headers(&[("allow", "GET")]),
+            Self::UpgradeRequired => F::new(
+                S::UPGRADE_REQUIRED,
+                "not_upgrade",
+                "this path only accepts websocket connections\n",
+            )
+            .headers(&[("upgrade", "websocket"), VERSION_13]),
+            Self::Version => F {
+                headers_on_http2: true,
+                ..F::new(
+                    S::UPGRADE_REQUIRED,
+                    "version",
+                    "unsupported websocket version: use 13\n",
+                )
+                .headers(&[VERSION_13])
+            },
+            Self::Handshake(_) => F::new(S::BAD_REQUEST, "handshake", "bad websocket handshake\n"),
+            Self::Draining => F::new(S::SERVICE_UNAVAILABLE, "draining", "shutting down\n"),
+            Self::Origin => F::new(S::FORBIDDEN, "origin", "origin not allowed\n"),
+            Self::ClientCertificate => F::new(
+                S::FORBIDDEN,
+                "client_certificate",
+                "client certificate not allowed\n",
+            ),
+            Self::RateLimited { retry_after } => F::new(
+                S::TOO_MANY_REQUESTS,
+                "rate",
+                "too many new sessions from this client; retry later\n",
+            )
+            .retry_after(*retry_after),
+            Self::Overloaded { retry_after } => F::new(
+                S::SERVICE_UNAVAILABLE,
+                "global_rate",
+                "gateway at capacity; retry later\n",
+            )
+            .retry_after(*retry_after),
+            Self::Capacity => F::new(
+                S::SERVICE_UNAVAILABLE,
+                "cap",
+                "gateway at capacity; retry later\n",
+            ),
+            Self::ClientCapacity => F::new(
+                S::TOO_MANY_REQUESTS,
+                "client_cap",
+                "too many open sessions from this client\n",
+            ),
+            Self::Unauthorized => F::new(S::UNAUTHORIZED, "auth", "unauthorized\n")
+                .headers(&[("www-authenticate", "Bearer")]),
+            Self::Backend(BackendError::Timeout { .. }) => F::new(
+                S::GATEWAY_TIMEOUT,
+                "backend_timeout",
+                "backend did not answer in time\n",
+            ),
+            Self::Backend(BackendError::Connect { .. }) => {
+                F::new(S::BAD_GATEWAY, "backend_refused", "backend unavailable\n")
+            }
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.facts().status
     }
 
     /// A short, stable label for logs and metrics.
     pub fn reason(&self) -> &'static str {
-        match self {
-            Self::NotFound => "not_found",
-            Self::Method => "method",
-            Self::UpgradeRequired => "not_upgrade",
-            Self::Version => "version",
-            Self::Handshake(_) => "handshake",
-            Self::Draining => "draining",
-            Self::Origin => "origin",
-            Self::ClientCertificate => "client_certificate",
-            Self::RateLimited { .. } => "rate",
-            Self::Overloaded { .. } => "global_rate",
-            Self::Capacity => "cap",
-            Self::ClientCapacity => "client_cap",
-            Self::Unauthorized => "auth",
-            Self::Backend(BackendError::Timeout { .. }) => "backend_timeout",
-            Self::Backend(_) => "backend_refused",
-        }
+        self.facts().reason
     }
 
     /// The response sent to the client: a fixed body that never carries internal detail,
-    /// and `Connection: close`, since a refused handshake has nothing more to say.
+    /// and `Connection: close` on HTTP/1.1, since a refused handshake has nothing more to
+    /// say (HTTP/2 has no connection-level headers; the stream simply ends).
     pub fn into_response(self, version: Version) -> Response<Full<Bytes>> {
-        let body = match &self {
-            Self::NotFound => "not found\n",
-            Self::Method => "method not allowed: use GET with a websocket upgrade\n",
-            Self::UpgradeRequired => "this path only accepts websocket connections\n",
-            Self::Version => "unsupported websocket version: use 13\n",
-            Self::Handshake(_) => "bad websocket handshake\n",
-            Self::Draining => "shutting down\n",
-            Self::Origin => "origin not allowed\n",
-            Self::ClientCertificate => "client certificate not allowed\n",
-            Self::RateLimited { .. } => "too many new sessions from this client; retry later\n",
-            Self::Overloaded { .. } | Self::Capacity => "gateway at capacity; retry later\n",
-            Self::ClientCapacity => "too many open sessions from this client\n",
-            Self::Unauthorized => "unauthorized\n",
-            Self::Backend(BackendError::Timeout { .. }) => "backend did not answer in time\n",
-            Self::Backend(_) => "backend unavailable\n",
-        };
-        let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-        *resp.status_mut() = self.status();
+        let facts = self.facts();
+        let mut resp = Response::new(Full::new(Bytes::from_static(facts.body.as_bytes())));
+        *resp.status_mut() = facts.status;
         let h = resp.headers_mut();
         h.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        if version == Version::HTTP_2 {
-            // Connection-level headers do not exist in HTTP/2; the stream simply ends.
-            if let Self::Version = self {
-                h.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-            }
+        let http2 = version == Version::HTTP_2;
+        if !http2 {
+            h.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        if http2 && !facts.headers_on_http2 {
             return resp;
         }
-        h.insert(CONNECTION, HeaderValue::from_static("close"));
-        match self {
-            Self::UpgradeRequired => {
-                h.insert(UPGRADE, HeaderValue::from_static("websocket"));
-                h.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-            }
-            Self::Version => {
-                h.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-            }
-            Self::Method => {
-                h.insert(hyper::header::ALLOW, HeaderValue::from_static("GET"));
-            }
-            Self::RateLimited { retry_after } | Self::Overloaded { retry_after } => {
-                // Whole seconds, rounded up: "0" would invite an immediate retry.
-                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-                h.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
-            }
-            Self::Unauthorized => {
-                h.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            _ => {}
+        for &(name, value) in facts.headers {
+            h.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        if let Some(after) = facts.retry_after {
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            h.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         resp
     }
@@ -192,112 +253,119 @@ pub enum SessionEnd {
     Shutdown,
 }
 
-impl SessionEnd {
-    /// The close frame the gateway sends, if any. Reasons are short fixed strings.
-    pub fn close_frame(&self) -> Option<(u16, &'static str)> {
-        Some(match self {
-            Self::ClientClosed(_) | Self::ClientGone | Self::PeerGone => return None,
-            Self::TooBig => (1009, "message too big"),
-            Self::TextRefused => (1003, "text messages not accepted"),
-            Self::InvalidUtf8 => (1007, "invalid utf-8"),
-            Self::Protocol => (1002, "protocol error"),
-            Self::BackendEof => (1000, "backend closed"),
-            Self::BackendIo(_) => (1011, "backend error"),
-            Self::BackendInvalidUtf8 => (1011, "backend sent invalid utf-8"),
-            Self::Idle => (1000, "idle"),
-            Self::Shutdown => (1001, "going away"),
-        })
+/// The close frame the gateway sends when a session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReply {
+    /// Our own close frame. Reasons are short fixed strings, never internal error text.
+    Code { code: u16, reason: &'static str },
+    /// The reply to the client's close frame: its code (if it sent one), no reason.
+    Echo(Option<u16>),
+    /// None: the client is gone or unresponsive, so the TCP connection is just dropped.
+    NoFrame,
+}
+
+impl CloseReply {
+    /// The code and reason of the frame to send, if any.
+    pub fn frame(self) -> Option<(Option<u16>, &'static str)> {
+        match self {
+            Self::Code { code, reason } => Some((Some(code), reason)),
+            Self::Echo(code) => Some((code, "")),
+            Self::NoFrame => None,
+        }
+    }
+}
+
+/// Everything a session's end implies, from the one `match` in [`SessionEnd::facts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndFacts {
+    pub close: CloseReply,
+    pub ended_by: Side,
+    /// A short label for the access log's `end` field.
+    pub label: &'static str,
+    /// After sending our close frame, keep reading the client (forwarding its data to the
+    /// backend) until its own close frame arrives. Not after client errors: its stream is
+    /// unusable.
+    pub awaits_client_close: bool,
+    /// Half-close the backend once our close frame is out, so it reads a clean EOF (the
+    /// client said goodbye first).
+    pub shutdown_backend_after_close: bool,
+}
+
+impl EndFacts {
+    /// An end the client caused: nothing more is read from it, the backend is just closed.
+    const fn client(close: CloseReply, label: &'static str) -> Self {
+        Self {
+            close,
+            ended_by: Side::Client,
+            label,
+            awaits_client_close: false,
+            shutdown_backend_after_close: false,
+        }
     }
 
-    /// The close code recorded in the access log: the one either side sent, or 1006
-    /// (abnormal closure) when the connection dropped without one.
+    /// An end on the backend's or our side: we close with `code`, then let the client's
+    /// data reach the backend until the client's own close frame.
+    const fn ours(ended_by: Side, code: u16, reason: &'static str, label: &'static str) -> Self {
+        Self {
+            close: CloseReply::Code { code, reason },
+            ended_by,
+            label,
+            awaits_client_close: true,
+            shutdown_backend_after_close: false,
+        }
+    }
+}
+
+impl SessionEnd {
+    /// Every fact about this end.
+    pub fn facts(&self) -> EndFacts {
+        use EndFacts as F;
+        let client_error =
+            |code, reason, label| F::client(CloseReply::Code { code, reason }, label);
+        match self {
+            Self::ClientClosed(code) => F {
+                shutdown_backend_after_close: true,
+                ..F::client(CloseReply::Echo(*code), "client_closed")
+            },
+            Self::ClientGone => F::client(CloseReply::NoFrame, "client_gone"),
+            Self::PeerGone => F::client(CloseReply::NoFrame, "ping_timeout"),
+            Self::TooBig => client_error(1009, "message too big", "too_big"),
+            Self::TextRefused => client_error(1003, "text messages not accepted", "text_refused"),
+            Self::InvalidUtf8 => client_error(1007, "invalid utf-8", "invalid_utf8"),
+            Self::Protocol => client_error(1002, "protocol error", "protocol_error"),
+            Self::BackendEof => F::ours(Side::Backend, 1000, "backend closed", "backend_eof"),
+            Self::BackendIo(_) => F::ours(Side::Backend, 1011, "backend error", "backend_error"),
+            Self::BackendInvalidUtf8 => F::ours(
+                Side::Backend,
+                1011,
+                "backend sent invalid utf-8",
+                "backend_invalid_utf8",
+            ),
+            Self::Idle => F::ours(Side::Gateway, 1000, "idle", "idle"),
+            Self::Shutdown => F::ours(Side::Gateway, 1001, "going away", "shutdown"),
+        }
+    }
+
+    /// The close code recorded in the access log: the one either side sent, 1005 for a
+    /// client close frame without a code, or 1006 (abnormal closure) when the connection
+    /// dropped without one.
     pub fn logged_code(&self) -> u16 {
-        match (self, self.close_frame()) {
-            (Self::ClientClosed(code), _) => code.unwrap_or(1005),
-            (_, Some((code, _))) => code,
-            (_, None) => 1006,
+        match self.facts().close {
+            CloseReply::Code { code, .. } => code,
+            CloseReply::Echo(code) => code.unwrap_or(1005),
+            CloseReply::NoFrame => 1006,
         }
     }
 
     pub fn ended_by(&self) -> Side {
-        match self {
-            Self::ClientClosed(_)
-            | Self::ClientGone
-            | Self::PeerGone
-            | Self::TooBig
-            | Self::TextRefused
-            | Self::InvalidUtf8
-            | Self::Protocol => Side::Client,
-            Self::BackendEof | Self::BackendIo(_) | Self::BackendInvalidUtf8 => Side::Backend,
-            Self::Idle | Self::Shutdown => Side::Gateway,
-        }
-    }
-
-    /// After sending our close frame, whether to keep reading the client (forwarding its data)
-    /// until its own close frame arrives. Not after client errors: its stream is unusable.
-    pub fn awaits_client_close(&self) -> bool {
-        matches!(
-            self,
-            Self::BackendEof
-                | Self::BackendIo(_)
-                | Self::BackendInvalidUtf8
-                | Self::Idle
-                | Self::Shutdown
-        )
+        self.facts().ended_by
     }
 
     /// A short label for logs.
     pub fn label(&self) -> &'static str {
-        match self {
-            Self::ClientClosed(_) => "client_closed",
-            Self::ClientGone => "client_gone",
-            Self::PeerGone => "ping_timeout",
-            Self::TooBig => "too_big",
-            Self::TextRefused => "text_refused",
-            Self::InvalidUtf8 => "invalid_utf8",
-            Self::Protocol => "protocol_error",
-            Self::BackendEof => "backend_eof",
-            Self::BackendIo(_) => "backend_error",
-            Self::BackendInvalidUtf8 => "backend_invalid_utf8",
-            Self::Idle => "idle",
-            Self::Shutdown => "shutdown",
-        }
+        self.facts().label
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statuses_follow_the_cause() {
-        let timeout = BackendError::Timeout { addr: "x:1".into() };
-        assert_eq!(
-            Reject::Backend(timeout).status(),
-            StatusCode::GATEWAY_TIMEOUT
-        );
-        let refused = BackendError::Connect {
-            addr: "x:1".into(),
-            source: io::ErrorKind::ConnectionRefused.into(),
-        };
-        assert_eq!(Reject::Backend(refused).status(), StatusCode::BAD_GATEWAY);
-        assert_eq!(
-            Reject::Version.into_response(Version::HTTP_11).headers()[SEC_WEBSOCKET_VERSION],
-            "13"
-        );
-    }
-
-    #[test]
-    fn close_codes_follow_the_cause() {
-        assert_eq!(SessionEnd::TooBig.logged_code(), 1009);
-        assert_eq!(SessionEnd::BackendEof.logged_code(), 1000);
-        assert_eq!(
-            SessionEnd::BackendIo(io::ErrorKind::ConnectionReset).logged_code(),
-            1011
-        );
-        assert_eq!(SessionEnd::Shutdown.logged_code(), 1001);
-        assert_eq!(SessionEnd::ClientGone.logged_code(), 1006);
-        assert_eq!(SessionEnd::ClientClosed(Some(4000)).logged_code(), 4000);
-        assert_eq!(SessionEnd::PeerGone.ended_by(), Side::Client);
-    }
-}
+mod tests;

@@ -60,7 +60,7 @@ pub async fn serve_connection(
     shared: Arc<Shared>,
     pending: OwnedSemaphorePermit,
 ) {
-    shared.metrics.connections_accepted.inc();
+    shared.metrics.connection_accepted();
     let local = tcp.local_addr().unwrap_or(peer);
     // Connection-level settings are those current when it arrived.
     let generation = shared.current();
@@ -78,11 +78,11 @@ pub async fn serve_connection(
         match read {
             Ok(Ok(header)) => client = header.client_or(peer),
             Ok(Err(e)) => {
-                shared.metrics.proxy_header_errors.inc();
+                shared.metrics.proxy_header_error();
                 return debug!(error = %e, "dropped: bad PROXY protocol header");
             }
             Err(_) => {
-                shared.metrics.proxy_header_errors.inc();
+                shared.metrics.proxy_header_error();
                 return debug!("dropped: no PROXY protocol header in time");
             }
         }
@@ -117,7 +117,7 @@ pub async fn serve_connection(
             http.serve(tcp, ends).await;
         }
         Ok(Transport::Tls(stream)) => {
-            shared.metrics.tls_handshakes.inc();
+            shared.metrics.tls_handshake_completed();
             let (tcp, tls_state) = stream.get_ref();
             let h2 = tls_state.alpn_protocol() == Some(b"h2");
             let ends = Endpoints {
@@ -129,7 +129,7 @@ pub async fn serve_connection(
             http.serve(*stream, ends).await;
         }
         Err(e) => {
-            shared.metrics.tls_handshake_errors.inc();
+            shared.metrics.tls_handshake_failed();
             debug!(error = %e, %client, "dropped: TLS handshake");
         }
     }
@@ -290,18 +290,10 @@ async fn upgrade(
     let started = Instant::now();
     let backend = connect_backend(&route, client, ends.local)
         .await
-        .inspect_err(|e| {
-            let reason = crate::metrics::ReasonLabel { reason: e.reason() };
-            shared
-                .metrics
-                .backend_connect_errors
-                .get_or_create(&reason)
-                .inc();
-        })?;
+        .inspect_err(|e| shared.metrics.backend_connect_failed(e))?;
     shared
         .metrics
-        .backend_connect_seconds
-        .observe(started.elapsed().as_secs_f64());
+        .backend_connected(started.elapsed().as_secs_f64());
     let id = shared.next_id();
     let info = SessionInfo {
         id,
@@ -330,8 +322,11 @@ async fn connect_backend(
 ) -> Result<backend::Backend, Reject> {
     let mut backend = backend::connect(&route.backends, route.connect_timeout).await?;
     if route.backend_proxy_protocol {
-        let header = proxy_protocol::v2_header(client, local);
-        if let Err(source) = backend.stream.write_all(&header).await {
+        let sent = match proxy_protocol::v2_header(client, local) {
+            Ok(header) => backend.stream.write_all(&header).await,
+            Err(e) => Err(e),
+        };
+        if let Err(source) = sent {
             return Err(BackendError::Connect {
                 addr: backend.addr.to_string(),
                 source,

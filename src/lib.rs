@@ -198,12 +198,7 @@ impl Handle {
 
     /// Records a reload that failed before a config could even be built (bad file).
     pub fn refuse_reload(&self, e: &ConfigError) {
-        let failed = metrics::ResultLabel { result: "failed" };
-        self.shared
-            .metrics
-            .config_reloads
-            .get_or_create(&failed)
-            .inc();
+        self.shared.metrics.config_reload(false);
         self.log_refusal(e);
     }
 

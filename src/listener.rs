@@ -1,11 +1,14 @@
-//! The accept loop: take connections, never stop on a per-connection error, and hand each
-//! one to its own task so a slow client never holds up the next accept.
+//! The accept loops: take connections, never stop on an accept error, and hand each one to
+//! its own task, tracked by the lifecycle, so a slow client never holds up the next accept
+//! and the drain waits for every connection. [`accept`] is shared by the main listener's
+//! loop here and the admin listener's.
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, sleep};
 use tracing::{Instrument, error, info_span, warn};
@@ -21,7 +24,7 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Binds `addr` (`ip:port`) with an accept queue of `backlog` (std and tokio use 128,
 /// too small for a burst of reconnecting clients). Must run inside the tokio runtime.
 pub fn bind(addr: &str, backlog: u32) -> io::Result<TcpListener> {
-    let addr: std::net::SocketAddr = addr.parse().map_err(|_| {
+    let addr: SocketAddr = addr.parse().map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("{addr:?} is not ip:port"),
@@ -60,19 +63,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let Ok(permit) = pending.clone().acquire_owned().await else {
             return;
         };
-        let (tcp, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) if is_per_connection(&e) => continue,
-            Err(e) => {
-                if e.raw_os_error() == Some(24) || e.raw_os_error() == Some(23) {
-                    warn!(error = %e, "out of file descriptors; pausing accepts");
-                } else {
-                    error!(error = %e, "accept failed; pausing");
-                }
-                sleep(ACCEPT_ERROR_PAUSE).await;
-                continue;
-            }
-        };
+        let (tcp, peer) = accept(&listener).await;
         // The connection's handshake deadline counts from here.
         let accepted = Instant::now();
         let wanted = max_unsent_to_client(&shared);
@@ -90,6 +81,27 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         shared
             .life
             .spawn(task.instrument(info_span!("conn", %peer)));
+    }
+}
+
+/// The next connection on `listener`. An error that concerns only the connection being
+/// accepted skips it; any other (out of file descriptors, out of memory) pauses before the
+/// next try, since retrying at once would spin. Never fails: an accept loop never ends on
+/// an accept error. Cancel-safe.
+pub async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(conn) => return conn,
+            Err(e) if is_per_connection(&e) => {}
+            Err(e) => {
+                if e.raw_os_error() == Some(24) || e.raw_os_error() == Some(23) {
+                    warn!(error = %e, "out of file descriptors; pausing accepts");
+                } else {
+                    error!(error = %e, "accept failed; pausing");
+                }
+                sleep(ACCEPT_ERROR_PAUSE).await;
+            }
+        }
     }
 }
 

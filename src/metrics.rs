@@ -42,27 +42,6 @@ pub struct ResultLabel {
     pub result: &'static str,
 }
 
-pub struct Metrics {
-    registry: Registry,
-    pub connections_accepted: Counter,
-    pub upgrades_rejected: Family<ReasonLabel, Counter>,
-    pub proxy_header_errors: Counter,
-    sessions_active: Family<RouteLabel, Gauge>,
-    sessions_closed: Family<CloseLabels, Counter>,
-    session_duration: Histogram,
-    bytes: Family<TrafficLabels, Counter>,
-    messages: Family<TrafficLabels, Counter>,
-    pub backend_connect_seconds: Histogram,
-    pub backend_connect_errors: Family<ReasonLabel, Counter>,
-    pings_sent: Counter,
-    pong_timeouts: Counter,
-    pub config_reloads: Family<ResultLabel, Counter>,
-    pub tls_handshakes: Counter,
-    pub tls_handshake_errors: Counter,
-    pub certificate_reloads: Family<ResultLabel, Counter>,
-    certificate_expiry: Family<CertLabel, Gauge>,
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CertLabel {
     /// The certificate's server names (`default` for `tls.cert`).
@@ -72,12 +51,109 @@ pub struct CertLabel {
 /// One route's counters, fetched once when the route is built and shared by its sessions.
 #[derive(Clone)]
 pub struct RouteMetrics {
-    pub active: Gauge,
-    pub bytes_up: Counter,
-    pub bytes_down: Counter,
-    pub messages_up: Counter,
-    pub messages_down: Counter,
-    pub pings_sent: Counter,
+    active: Gauge,
+    bytes_up: Counter,
+    bytes_down: Counter,
+    messages_up: Counter,
+    messages_down: Counter,
+    pings_sent: Counter,
+}
+
+impl RouteMetrics {
+    pub fn session_opened(&self) {
+        self.active.inc();
+    }
+
+    pub fn session_ended(&self) {
+        self.active.dec();
+    }
+
+    /// `bytes` of payload and `messages` whole data messages went from client to backend.
+    pub fn moved_up(&self, bytes: u64, messages: u64) {
+        add(&self.bytes_up, bytes);
+        add(&self.messages_up, messages);
+    }
+
+    /// `bytes` of payload and `messages` whole data messages went from backend to client.
+    pub fn moved_down(&self, bytes: u64, messages: u64) {
+        add(&self.bytes_down, bytes);
+        add(&self.messages_down, messages);
+    }
+
+    pub fn ping_sent(&self) {
+        self.pings_sent.inc();
+    }
+}
+
+/// Adds `n`, skipping the atomic add for nothing (most reads complete no message).
+fn add(counter: &Counter, n: u64) {
+    if n > 0 {
+        counter.inc_by(n);
+    }
+}
+
+/// The metrics table: each row is a field of [`Metrics`], its type and initial value, and
+/// the name (after the `wsgate_` prefix) and help text it is registered under, in the order
+/// they are exported. Declaring a metric here is all it takes to export it.
+macro_rules! metrics_table {
+    ($($field:ident: $ty:ty = $init:expr, $name:literal, $help:literal;)*) => {
+        /// Every metric the gateway exports. Updated through its methods only.
+        pub struct Metrics {
+            registry: Registry,
+            $($field: $ty,)*
+        }
+
+        impl Metrics {
+            pub fn new() -> Self {
+                let mut registry = Registry::with_prefix("wsgate");
+                $(
+                    let $field: $ty = $init;
+                    registry.register($name, $help, $field.clone());
+                )*
+                Self { registry, $($field,)* }
+            }
+        }
+    };
+}
+
+metrics_table! {
+    connections_accepted: Counter = Counter::default(),
+        "connections_accepted", "TCP connections accepted";
+    upgrades_rejected: Family<ReasonLabel, Counter> = Family::default(),
+        "upgrades_rejected", "Upgrade requests refused, by reason";
+    proxy_header_errors: Counter = Counter::default(),
+        "proxy_header_errors", "Connections dropped for a missing or bad PROXY header";
+    sessions_active: Family<RouteLabel, Gauge> = Family::default(),
+        "sessions_active", "Open WebSocket sessions";
+    sessions_closed: Family<CloseLabels, Counter> = Family::default(),
+        "sessions_closed", "Sessions ended, by close code and the side that ended them";
+    // 10 ms to about 1.5 days.
+    session_duration: Histogram = Histogram::new(exponential_buckets(0.01, 4.0, 12)),
+        "session_duration_seconds", "Session lifetimes";
+    bytes: Family<TrafficLabels, Counter> = Family::default(),
+        "bytes", "Payload bytes moved, by route and direction";
+    messages: Family<TrafficLabels, Counter> = Family::default(),
+        "messages", "WebSocket data messages moved, by route and direction";
+    // 100 µs to about 1.6 s.
+    backend_connect_seconds: Histogram = Histogram::new(exponential_buckets(0.0001, 2.0, 15)),
+        "backend_connect_seconds", "Time to connect a backend";
+    backend_connect_errors: Family<ReasonLabel, Counter> = Family::default(),
+        "backend_connect_errors", "Backend connects that failed, by kind";
+    pings_sent: Counter = Counter::default(),
+        "pings_sent", "Pings sent to clients";
+    pong_timeouts: Counter = Counter::default(),
+        "pong_timeouts", "Clients dropped for not answering a ping";
+    config_reloads: Family<ResultLabel, Counter> = Family::default(),
+        "config_reloads", "Config reloads, by result";
+    tls_handshakes: Counter = Counter::default(),
+        "tls_handshakes", "TLS handshakes completed";
+    tls_handshake_errors: Counter = Counter::default(),
+        "tls_handshake_errors", "TLS handshakes that failed or timed out";
+    certificate_reloads: Family<ResultLabel, Counter> = Family::default(),
+        "tls_certificate_reloads", "Certificate file reloads, by result";
+    certificate_expiry: Family<CertLabel, Gauge> = Family::default(),
+        "tls_certificate_expiry_timestamp_seconds",
+        "When each certificate in service expires (Unix time)";
 }
 
 impl Default for Metrics {
@@ -87,113 +163,52 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("wsgate");
-        let m = Self {
-            connections_accepted: Counter::default(),
-            upgrades_rejected: Family::default(),
-            proxy_header_errors: Counter::default(),
-            sessions_active: Family::default(),
-            sessions_closed: Family::default(),
-            // 10 ms to about 1.5 days.
-            session_duration: Histogram::new(exponential_buckets(0.01, 4.0, 12)),
-            bytes: Family::default(),
-            messages: Family::default(),
-            // 100 µs to about 1.6 s.
-            backend_connect_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 15)),
-            backend_connect_errors: Family::default(),
-            pings_sent: Counter::default(),
-            pong_timeouts: Counter::default(),
-            config_reloads: Family::default(),
-            tls_handshakes: Counter::default(),
-            tls_handshake_errors: Counter::default(),
-            certificate_reloads: Family::default(),
-            certificate_expiry: Family::default(),
-            registry: Registry::default(),
+    /// A TCP connection was accepted on the main listener.
+    pub fn connection_accepted(&self) {
+        self.connections_accepted.inc();
+    }
+
+    /// A connection was dropped for a missing or bad PROXY header, or an unlisted sender.
+    pub fn proxy_header_error(&self) {
+        self.proxy_header_errors.inc();
+    }
+
+    pub fn tls_handshake_completed(&self) {
+        self.tls_handshakes.inc();
+    }
+
+    /// A TLS handshake failed or timed out.
+    pub fn tls_handshake_failed(&self) {
+        self.tls_handshake_errors.inc();
+    }
+
+    /// A backend connected after `seconds`.
+    pub fn backend_connected(&self, seconds: f64) {
+        self.backend_connect_seconds.observe(seconds);
+    }
+
+    /// Connecting a backend failed; `reject` is the refusal the client gets for it.
+    pub fn backend_connect_failed(&self, reject: &Reject) {
+        let reason = ReasonLabel {
+            reason: reject.reason(),
         };
-        let r = &mut registry;
-        r.register(
-            "connections_accepted",
-            "TCP connections accepted",
-            m.connections_accepted.clone(),
-        );
-        r.register(
-            "upgrades_rejected",
-            "Upgrade requests refused, by reason",
-            m.upgrades_rejected.clone(),
-        );
-        r.register(
-            "proxy_header_errors",
-            "Connections dropped for a missing or bad PROXY header",
-            m.proxy_header_errors.clone(),
-        );
-        r.register(
-            "sessions_active",
-            "Open WebSocket sessions",
-            m.sessions_active.clone(),
-        );
-        r.register(
-            "sessions_closed",
-            "Sessions ended, by close code and the side that ended them",
-            m.sessions_closed.clone(),
-        );
-        r.register(
-            "session_duration_seconds",
-            "Session lifetimes",
-            m.session_duration.clone(),
-        );
-        r.register(
-            "bytes",
-            "Payload bytes moved, by route and direction",
-            m.bytes.clone(),
-        );
-        r.register(
-            "messages",
-            "WebSocket data messages moved, by route and direction",
-            m.messages.clone(),
-        );
-        r.register(
-            "backend_connect_seconds",
-            "Time to connect a backend",
-            m.backend_connect_seconds.clone(),
-        );
-        r.register(
-            "backend_connect_errors",
-            "Backend connects that failed, by kind",
-            m.backend_connect_errors.clone(),
-        );
-        r.register("pings_sent", "Pings sent to clients", m.pings_sent.clone());
-        r.register(
-            "pong_timeouts",
-            "Clients dropped for not answering a ping",
-            m.pong_timeouts.clone(),
-        );
-        r.register(
-            "config_reloads",
-            "Config reloads, by result",
-            m.config_reloads.clone(),
-        );
-        r.register(
-            "tls_handshakes",
-            "TLS handshakes completed",
-            m.tls_handshakes.clone(),
-        );
-        r.register(
-            "tls_handshake_errors",
-            "TLS handshakes that failed or timed out",
-            m.tls_handshake_errors.clone(),
-        );
-        r.register(
-            "tls_certificate_reloads",
-            "Certificate file reloads, by result",
-            m.certificate_reloads.clone(),
-        );
-        r.register(
-            "tls_certificate_expiry_timestamp_seconds",
-            "When each certificate in service expires (Unix time)",
-            m.certificate_expiry.clone(),
-        );
-        Self { registry, ..m }
+        self.backend_connect_errors.get_or_create(&reason).inc();
+    }
+
+    /// A config reload was applied (`ok`) or refused.
+    pub fn config_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.config_reloads
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    /// Changed certificate files were taken into service (`ok`) or refused.
+    pub fn certificate_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.certificate_reloads
+            .get_or_create(&ResultLabel { result })
+            .inc();
     }
 
     /// The counter handles for one route.

@@ -221,32 +221,21 @@ fn malformed(e: impl std::fmt::Display) -> ProxyError {
 }
 
 /// A v2 `PROXY` header for TCP (`STREAM`) from `client` to `gateway_local`, with no TLVs, to
-/// send first on a backend connection. IPv4 if both addresses are IPv4; otherwise IPv6,
-/// with an IPv4 address written as IPv4-mapped (`::ffff:a.b.c.d`).
-pub fn v2_header(client: SocketAddr, gateway_local: SocketAddr) -> Vec<u8> {
-    const VERSION_2_PROXY: u8 = 0x21;
-    const TCP_OVER_IPV4: u8 = 0x11;
-    const TCP_OVER_IPV6: u8 = 0x21;
-    let mut out = Vec::with_capacity(V2_FIXED_LEN + 36);
-    out.extend_from_slice(V2_SIGNATURE);
-    out.push(VERSION_2_PROXY);
-    match (client.ip(), gateway_local.ip()) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            out.push(TCP_OVER_IPV4);
-            out.extend_from_slice(&12u16.to_be_bytes());
-            out.extend_from_slice(&src.octets());
-            out.extend_from_slice(&dst.octets());
-        }
-        (src, dst) => {
-            out.push(TCP_OVER_IPV6);
-            out.extend_from_slice(&36u16.to_be_bytes());
-            out.extend_from_slice(&as_v6(src).octets());
-            out.extend_from_slice(&as_v6(dst).octets());
-        }
-    }
-    out.extend_from_slice(&client.port().to_be_bytes());
-    out.extend_from_slice(&gateway_local.port().to_be_bytes());
-    out
+/// send first on a backend connection, built by `ppp`. IPv4 if both addresses are IPv4;
+/// otherwise IPv6, with an IPv4 address written as IPv4-mapped (`::ffff:a.b.c.d`). Fails
+/// only if the header could not hold its payload, which addresses alone never exceed.
+pub fn v2_header(client: SocketAddr, gateway_local: SocketAddr) -> io::Result<Vec<u8>> {
+    let (src, dst) = (client.port(), gateway_local.port());
+    let addresses: V2Addresses = match (client.ip(), gateway_local.ip()) {
+        (IpAddr::V4(from), IpAddr::V4(to)) => v2::IPv4::new(from, to, src, dst).into(),
+        (from, to) => v2::IPv6::new(as_v6(from), as_v6(to), src, dst).into(),
+    };
+    v2::Builder::with_addresses(
+        v2::Version::Two | Command::Proxy,
+        v2::Protocol::Stream,
+        addresses,
+    )
+    .build()
 }
 
 fn as_v6(ip: IpAddr) -> std::net::Ipv6Addr {

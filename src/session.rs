@@ -58,7 +58,7 @@ pub fn run(
         };
         let (cfg, metrics) = (&info.route.pump, &info.route.metrics);
         let stopping = || shared.life.stopping();
-        metrics.active.inc();
+        metrics.session_opened();
         // Plain TCP and TLS over HTTP/1.1 skip hyper's boxed IO: the pump then reaches the
         // TCP socket itself. HTTP/2 streams go through it.
         let outcome = match upgraded.downcast::<TokioIo<TcpStream>>() {
@@ -72,7 +72,7 @@ pub fn run(
                 }
             },
         };
-        metrics.active.dec();
+        metrics.session_ended();
         shared
             .metrics
             .session_closed(&outcome.end, started.elapsed().as_secs_f64());

@@ -24,7 +24,6 @@ use crate::client_ip::TrustedProxies;
 use crate::config::{Config, ConfigError, Limits, Route};
 use crate::health::Health;
 use crate::lifecycle::Lifecycle;
-use crate::metrics::ResultLabel;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::pump::PumpConfig;
 use crate::tls::{self, TlsSetup};
@@ -219,11 +218,7 @@ impl Shared {
         let _turn = self.take_turn();
         let old = self.current();
         let built = Generation::build(cfg, &self.metrics, Some(&old));
-        let result = if built.is_ok() { "ok" } else { "failed" };
-        self.metrics
-            .config_reloads
-            .get_or_create(&crate::metrics::ResultLabel { result })
-            .inc();
+        self.metrics.config_reload(built.is_ok());
         let new = built?;
         let (a, b) = (&old.cfg, &new.cfg);
         let mut report = ReloadReport::default();
@@ -274,24 +269,21 @@ impl Shared {
     pub fn refresh_certificates(&self) {
         let _turn = self.take_turn();
         let old = self.current();
-        let result = match tls::build(&old.cfg.tls, old.cfg.http2) {
+        let ok = match tls::build(&old.cfg.tls, old.cfg.http2) {
             Ok(None) => return, // TLS is off: nothing to renew
             Ok(Some(setup)) => {
                 self.install(old.with_tls(setup));
                 info!("certificates reloaded");
-                "ok"
+                true
             }
             Err(e) => {
                 for p in &e.problems {
                     error!(key = %p.key, problem = %p.message, "new certificate refused; keeping the running one");
                 }
-                "failed"
+                false
             }
         };
-        self.metrics
-            .certificate_reloads
-            .get_or_create(&ResultLabel { result })
-            .inc();
+        self.metrics.certificate_reload(ok);
     }
 
     /// A process-unique connection id for logs.

@@ -58,11 +58,6 @@ struct Claims {
     sub: Option<serde_json::Value>,
 }
 
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-}
-
 impl JwtVerifier {
     /// Reads and checks the key file and the rules of `cfg`.
     pub(super) fn load(
@@ -125,15 +120,12 @@ impl JwtVerifier {
         }
     }
 
-    /// Verifies `token`; returns its `sub` claim when it is a string.
+    /// Verifies `token`; returns its `sub` claim when it is a string. jsonwebtoken refuses
+    /// a header naming another algorithm than the route's before any signature work.
     pub(super) fn verify(&self, token: &Secret) -> Result<Option<String>, AuthError> {
         let token = token.expose();
-        match header_alg(token)?.parse::<Algorithm>() {
-            Ok(alg) if alg == self.algorithm => {}
-            _ => return Err(AuthError::BadCredential),
-        }
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| classify(e.kind()))?;
+            .map_err(|e| refusal(token, e.kind(), self.algorithm))?;
         Ok(match data.claims.sub {
             Some(serde_json::Value::String(sub)) => Some(sub),
             _ => None,
@@ -210,21 +202,34 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// The `alg` a token's header names. Read before verification only to refuse other
-/// algorithms early; the verifier checks it again.
-fn header_alg(token: &str) -> Result<String, AuthError> {
-    let mut parts = token.split('.');
-    let (Some(header), Some(_), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(AuthError::Malformed("JWT is not three dot-separated parts"));
+/// Why `token` was refused when jsonwebtoken's verdict was `kind`. A header it could not
+/// read says which part is malformed, with one exception: a header naming an algorithm
+/// jsonwebtoken does not implement (`alg: none`). Its `Header` type cannot hold such a
+/// name and reports bad JSON, but the token is well formed and refused for its algorithm,
+/// like one signed with another algorithm than the route's.
+fn refusal(token: &str, kind: &ErrorKind, route_alg: Algorithm) -> AuthError {
+    let Err(header) = jsonwebtoken::decode_header(token) else {
+        return classify(kind);
     };
-    let json = URL_SAFE_NO_PAD
-        .decode(header)
-        .map_err(|_| AuthError::Malformed("JWT header is not base64url"))?;
-    let header: Header = serde_json::from_slice(&json)
-        .map_err(|_| AuthError::Malformed("JWT header is not JSON with an alg"))?;
-    Ok(header.alg)
+    match header.kind() {
+        ErrorKind::InvalidToken => AuthError::Malformed("JWT is not three dot-separated parts"),
+        ErrorKind::Base64(_) => AuthError::Malformed("JWT header is not base64url"),
+        ErrorKind::Json(_) => match header_alg(token) {
+            Some(alg) if alg.parse() == Ok(route_alg) => {
+                AuthError::Malformed("JWT cannot be decoded")
+            }
+            Some(_) => AuthError::BadCredential,
+            None => AuthError::Malformed("JWT header is not JSON with an alg"),
+        },
+        _ => classify(header.kind()),
+    }
+}
+
+/// The `alg` string of a header jsonwebtoken could not read, if it has one.
+fn header_alg(token: &str) -> Option<String> {
+    let header = URL_SAFE_NO_PAD.decode(token.split('.').next()?).ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
+    Some(header.get("alg")?.as_str()?.to_owned())
 }
 
 fn classify(kind: &ErrorKind) -> AuthError {

@@ -14,43 +14,7 @@ pub fn every_problem(figment: &Figment) -> ConfigError {
     let mut bad = ConfigError::default();
     let mut failed: Vec<&str> = Vec::new();
     let mut partial = Config::default();
-    // Each section alone; on success it replaces the default in `partial`.
-    macro_rules! section {
-        ($key:literal, $ty:ty, |$v:ident| $apply:expr) => {
-            match extract_part::<$ty>(figment, $key, &mut bad) {
-                Some($v) => $apply,
-                None => failed.push($key),
-            }
-        };
-    }
-    section!("listen", String, |v| partial.listen = v);
-    section!("connect_timeout", units::Seconds, |v| partial
-        .connect_timeout =
-        v.0);
-    section!("limits", super::Limits, |v| partial.limits = v);
-    section!("tls", super::Tls, |v| partial.tls = v);
-    section!("http2", bool, |v| partial.http2 = v);
-    section!("liveness", super::Liveness, |v| partial.liveness = v);
-    section!("shutdown", super::Shutdown, |v| partial.shutdown = v);
-    section!("log", super::Log, |v| partial.log = v);
-    section!("admin", super::Admin, |v| partial.admin = v);
-    section!("health", super::Probe, |v| partial.health = v);
-    section!("ready", super::Probe, |v| partial.ready = v);
-    section!("readiness", super::Readiness, |v| partial.readiness = v);
-    section!("reload", super::Reload, |v| partial.reload = v);
-    section!("origins", Vec<String>, |v| partial.origins = v);
-    section!("allow_missing_origin", bool, |v| partial
-        .allow_missing_origin =
-        v);
-    section!("trusted_proxies", Vec<String>, |v| partial
-        .trusted_proxies = v);
-    section!("proxy_protocol", bool, |v| partial.proxy_protocol = v);
-    section!("proxy_protocol_from", Vec<String>, |v| partial
-        .proxy_protocol_from =
-        v);
-    section!("client_ip_header", super::ClientIpHeader, |v| partial
-        .client_ip_header =
-        v);
+    extract_sections(figment, &mut partial, &mut bad, &mut failed);
     match extract_routes(figment, &mut bad) {
         Some(routes) => partial.routes = routes,
         None => failed.push("routes"),
@@ -95,6 +59,53 @@ pub(super) fn top_level_keys() -> Vec<String> {
     keys
 }
 
+/// The top-level keys extracted one by one (`routes` has its own extraction), each with the
+/// type it is read as. A key is its `Config` field's name, so a misspelt row does not
+/// compile; a test checks the list against the keys the config serializes, so a new field
+/// left out of it fails the tests.
+macro_rules! sections {
+    ($($field:ident: $ty:ty,)*) => {
+        #[cfg(test)]
+        const SECTIONS: &[&str] = &[$(stringify!($field)),*];
+
+        /// Each section alone; one that extracts replaces the default in `partial`, one that
+        /// does not is named in `failed` and its problems go to `bad`.
+        fn extract_sections(
+            figment: &Figment,
+            partial: &mut Config,
+            bad: &mut ConfigError,
+            failed: &mut Vec<&'static str>,
+        ) {
+            $(match extract_part::<$ty>(figment, stringify!($field), bad) {
+                Some(v) => partial.$field = v.into(),
+                None => failed.push(stringify!($field)),
+            })*
+        }
+    };
+}
+
+sections! {
+    listen: String,
+    connect_timeout: units::Seconds,
+    limits: super::Limits,
+    tls: super::Tls,
+    http2: bool,
+    liveness: super::Liveness,
+    shutdown: super::Shutdown,
+    log: super::Log,
+    admin: super::Admin,
+    health: super::Probe,
+    ready: super::Probe,
+    readiness: super::Readiness,
+    reload: super::Reload,
+    origins: Vec<String>,
+    allow_missing_origin: bool,
+    trusted_proxies: Vec<String>,
+    proxy_protocol: bool,
+    proxy_protocol_from: Vec<String>,
+    client_ip_header: super::ClientIpHeader,
+}
+
 /// Routes one by one, so each bad route is reported with its index. `None` if any failed.
 fn extract_routes(figment: &Figment, bad: &mut ConfigError) -> Option<Vec<Route>> {
     let values = match figment.extract_inner::<Vec<Value>>("routes") {
@@ -132,5 +143,20 @@ fn extract_part<T: DeserializeOwned>(
             bad.extend(ConfigError::from_figment_under(first, key));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn every_top_level_key_is_extracted_on_its_own() {
+        let sections: BTreeSet<&str> = SECTIONS.iter().copied().chain(["routes"]).collect();
+        let keys = top_level_keys();
+        let keys: BTreeSet<&str> = keys.iter().map(String::as_str).collect();
+        assert_eq!(sections, keys);
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::units::{ByteSize, format_duration};
+use super::units::{ByteSize, Rate, format_duration};
 use super::{Config, ConfigError, Route};
 
 /// Upper bound for message and frame limits: one message is buffered whole in memory.
@@ -15,6 +15,64 @@ const MIN_BUFFER: ByteSize = ByteSize(256);
 const MAX_BUFFER: ByteSize = ByteSize::mib(16);
 /// Below this, a client socket would wake the gateway for every few segments.
 const MIN_UNSENT: ByteSize = ByteSize::kib(4);
+/// Bounds for the request head: hyper cannot read one in less than 8 KiB.
+const MIN_HEADER: ByteSize = ByteSize::kib(8);
+const MAX_HEADER: ByteSize = ByteSize::mib(1);
+/// Upper bound for connection counts (tokio's semaphore holds at most `usize::MAX >> 3`).
+const MAX_PERMITS: u64 = 100_000_000;
+
+/// One rule a value must follow, for the table in `check_limits`.
+enum Check {
+    /// A size from `min` to `max`.
+    Size(ByteSize, ByteSize, ByteSize),
+    /// A size no larger than the one under another key.
+    NotAbove(ByteSize, &'static str, ByteSize),
+    /// A count from `min` to `max`.
+    Count(u64, u64, u64),
+    /// A duration longer than zero.
+    Positive(Duration),
+    /// A limit that can be `off` but is zero, which would refuse everyone: its value as
+    /// written (`None` when it is not zero).
+    ZeroLimit(Option<String>),
+    /// A count of at least 1.
+    AtLeastOne(u64),
+    /// A size, when set, of at least `min`.
+    AtLeast(Option<ByteSize>, ByteSize),
+}
+
+impl Check {
+    /// What is wrong with the value, if anything.
+    fn problem(self) -> Option<String> {
+        match self {
+            Self::Size(size, min, max) => (size < min || size > max).then(|| {
+                // 1B reads better in words.
+                let low = if min.0 == 1 {
+                    "1 byte".into()
+                } else {
+                    min.to_string()
+                };
+                format!("{size} is out of range ({low} to {max})")
+            }),
+            Self::NotAbove(size, other_key, other) => {
+                (size > other).then(|| format!("{size} is larger than {other_key} ({other})"))
+            }
+            Self::Count(n, min, max) => {
+                (n < min || n > max).then(|| format!("{n} is out of range ({min} to {max})"))
+            }
+            Self::Positive(d) => d.is_zero().then(|| NOT_ZERO.into()),
+            Self::ZeroLimit(zero) => {
+                zero.map(|zero| format!("{zero} would refuse everyone; use off for no limit"))
+            }
+            Self::AtLeastOne(n) => (n == 0).then(|| "0 is not allowed: must be at least 1".into()),
+            Self::AtLeast(size, min) => size
+                .filter(|size| *size < min)
+                .map(|size| format!("{size} is too low (at least {min})")),
+        }
+    }
+}
+
+/// What a zero duration gets where a duration must be longer than zero.
+const NOT_ZERO: &str = "0s is not allowed: must be longer than zero";
 
 impl Config {
     /// Every problem with this config, each naming its key and value.
@@ -43,114 +101,38 @@ impl Config {
     }
 
     fn check_limits(&self, bad: &mut ConfigError) {
+        use Check::*;
         let l = &self.limits;
-        for (key, size) in [
-            ("limits.max_message_size", l.max_message_size),
-            ("limits.max_frame_size", l.max_frame_size),
-        ] {
-            if size.0 == 0 || size > MAX_MESSAGE_CEILING {
-                bad.push(
-                    key,
-                    format!("{size} is out of range (1 byte to {MAX_MESSAGE_CEILING})"),
-                );
-            }
-        }
-        if l.max_frame_size > l.max_message_size {
-            bad.push(
-                "limits.max_frame_size",
-                format!(
-                    "{} is larger than limits.max_message_size ({})",
-                    l.max_frame_size, l.max_message_size
-                ),
-            );
-        }
-        for (key, size) in [
-            ("limits.read_buffer_size", l.read_buffer_size),
-            ("limits.backend_read_size", l.backend_read_size),
-        ] {
-            if size < MIN_BUFFER || size > MAX_BUFFER {
-                bad.push(
-                    key,
-                    format!("{size} is out of range ({MIN_BUFFER} to {MAX_BUFFER})"),
-                );
-            }
-        }
-        let unsent = l.max_unsent_to_client;
-        if unsent < MIN_UNSENT || unsent > MAX_BUFFER {
-            bad.push(
-                "limits.max_unsent_to_client",
-                format!("{unsent} is out of range ({MIN_UNSENT} to {MAX_BUFFER})"),
-            );
-        }
-        check_positive(bad, "limits.handshake_timeout", l.handshake_timeout);
-        check_positive(bad, "limits.http2_idle_timeout", l.http2_idle_timeout);
-        // hyper cannot read a request head in less than 8 KiB.
-        if l.max_header_size < ByteSize::kib(8) || l.max_header_size > ByteSize::mib(1) {
-            bad.push(
-                "limits.max_header_size",
-                format!("{} is out of range (8KiB to 1MiB)", l.max_header_size),
-            );
-        }
-        if l.listen_backlog == 0 || l.listen_backlog > 1 << 20 {
-            bad.push(
-                "limits.listen_backlog",
-                format!("{} is out of range (1 to 1048576)", l.listen_backlog),
-            );
-        }
-        if !(1..=10_000).contains(&l.max_headers) {
-            bad.push(
-                "limits.max_headers",
-                format!("{} is out of range (1 to 10000)", l.max_headers),
-            );
-        }
-        for (key, n) in [
-            ("limits.max_pending_handshakes", l.max_pending_handshakes),
-            ("limits.max_connections", l.max_connections),
-        ] {
-            // tokio's semaphore holds at most usize::MAX >> 3 permits.
-            if n == 0 || n > 100_000_000 {
-                bad.push(key, format!("{n} is out of range (1 to 100000000)"));
-            }
-        }
-        if l.max_connections_per_ip == Some(0) {
-            bad.push(
-                "limits.max_connections_per_ip",
-                "0 would refuse everyone; use off for no limit",
-            );
-        }
-        for (key, rate) in [
-            ("limits.per_ip_rate", l.per_ip_rate),
-            ("limits.global_rate", l.global_rate),
-        ] {
-            if let Some(rate) = rate {
-                if rate.count == 0 {
-                    bad.push(
-                        key,
-                        format!("{rate} would refuse everyone; use off for no limit"),
-                    );
-                }
-            }
-        }
-        for (key, burst) in [
-            ("limits.per_ip_burst", l.per_ip_burst),
-            ("limits.global_burst", l.global_burst),
-        ] {
-            if burst == 0 {
-                bad.push(key, "0 is not allowed: must be at least 1");
-            }
-        }
-        if l.ipv6_prefix == 0 || l.ipv6_prefix > 128 {
-            bad.push(
-                "limits.ipv6_prefix",
-                format!("{} is out of range (1 to 128)", l.ipv6_prefix),
-            );
-        }
-        if let Some(bps) = l.max_bytes_per_second {
-            if bps < ByteSize::kib(1) {
-                bad.push(
-                    "limits.max_bytes_per_second",
-                    format!("{bps} is too low (at least 1KiB)"),
-                );
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let zero_limit = |n: Option<u32>| n.filter(|n| *n == 0).map(|n| n.to_string());
+        let zero_rate = |r: Option<Rate>| r.filter(|r| r.count == 0).map(|r| r.to_string());
+        let (message, frame) = (l.max_message_size, l.max_frame_size);
+        #[rustfmt::skip] // one row per rule
+        let checks = [
+            ("max_message_size", Size(message, ByteSize(1), MAX_MESSAGE_CEILING)),
+            ("max_frame_size", Size(frame, ByteSize(1), MAX_MESSAGE_CEILING)),
+            ("max_frame_size", NotAbove(frame, "limits.max_message_size", message)),
+            ("read_buffer_size", Size(l.read_buffer_size, MIN_BUFFER, MAX_BUFFER)),
+            ("backend_read_size", Size(l.backend_read_size, MIN_BUFFER, MAX_BUFFER)),
+            ("max_unsent_to_client", Size(l.max_unsent_to_client, MIN_UNSENT, MAX_BUFFER)),
+            ("handshake_timeout", Positive(l.handshake_timeout)),
+            ("http2_idle_timeout", Positive(l.http2_idle_timeout)),
+            ("max_header_size", Size(l.max_header_size, MIN_HEADER, MAX_HEADER)),
+            ("listen_backlog", Count(l.listen_backlog.into(), 1, 1 << 20)),
+            ("max_headers", Count(count(l.max_headers), 1, 10_000)),
+            ("max_pending_handshakes", Count(count(l.max_pending_handshakes), 1, MAX_PERMITS)),
+            ("max_connections", Count(count(l.max_connections), 1, MAX_PERMITS)),
+            ("max_connections_per_ip", ZeroLimit(zero_limit(l.max_connections_per_ip))),
+            ("per_ip_rate", ZeroLimit(zero_rate(l.per_ip_rate))),
+            ("global_rate", ZeroLimit(zero_rate(l.global_rate))),
+            ("per_ip_burst", AtLeastOne(l.per_ip_burst.into())),
+            ("global_burst", AtLeastOne(l.global_burst.into())),
+            ("ipv6_prefix", Count(l.ipv6_prefix.into(), 1, 128)),
+            ("max_bytes_per_second", AtLeast(l.max_bytes_per_second, ByteSize::kib(1))),
+        ];
+        for (key, check) in checks {
+            if let Some(problem) = check.problem() {
+                bad.push(format!("limits.{key}"), problem);
             }
         }
     }
@@ -254,7 +236,7 @@ impl Config {
 
 fn check_positive(bad: &mut ConfigError, key: &str, d: Duration) {
     if d.is_zero() {
-        bad.push(key, "0s is not allowed: must be longer than zero");
+        bad.push(key, NOT_ZERO);
     }
 }
 
@@ -420,6 +402,59 @@ mod tests {
         );
         cfg.routes[0].tokens.as_mut().unwrap().env = Some("WSGATE_DB_TOKENS".into());
         cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn every_limits_rule_names_its_key_and_value() {
+        let mut cfg = Config::single_route("127.0.0.1:0", "127.0.0.1:9");
+        let l = &mut cfg.limits;
+        (l.max_message_size, l.max_frame_size) = (ByteSize(0), ByteSize::mib(2048));
+        (l.read_buffer_size, l.backend_read_size) = (ByteSize(10), ByteSize::mib(32));
+        (l.max_unsent_to_client, l.max_header_size) = (ByteSize(1), ByteSize::kib(4));
+        (l.handshake_timeout, l.http2_idle_timeout) = (Duration::ZERO, Duration::ZERO);
+        (l.listen_backlog, l.max_headers, l.ipv6_prefix) = (0, 10_001, 129);
+        (l.max_pending_handshakes, l.max_connections) = (0, 100_000_001);
+        let zero = |secs| {
+            Some(Rate {
+                count: 0,
+                per: Duration::from_secs(secs),
+            })
+        };
+        (l.per_ip_rate, l.global_rate) = (zero(1), zero(60));
+        (l.max_connections_per_ip, l.per_ip_burst, l.global_burst) = (Some(0), 0, 0);
+        l.max_bytes_per_second = Some(ByteSize(512));
+        let err = cfg.validate().unwrap_err();
+        let problems: Vec<String> = err
+            .problems
+            .iter()
+            .filter(|p| p.key.starts_with("limits."))
+            .map(|p| format!("{}: {}", p.key, p.message))
+            .collect();
+        #[rustfmt::skip]
+        let expected = [
+            "max_message_size: 0B is out of range (1 byte to 1GiB)",
+            "max_frame_size: 2GiB is out of range (1 byte to 1GiB)",
+            "max_frame_size: 2GiB is larger than limits.max_message_size (0B)",
+            "read_buffer_size: 10B is out of range (256B to 16MiB)",
+            "backend_read_size: 32MiB is out of range (256B to 16MiB)",
+            "max_unsent_to_client: 1B is out of range (4KiB to 16MiB)",
+            "handshake_timeout: 0s is not allowed: must be longer than zero",
+            "http2_idle_timeout: 0s is not allowed: must be longer than zero",
+            "max_header_size: 4KiB is out of range (8KiB to 1MiB)",
+            "listen_backlog: 0 is out of range (1 to 1048576)",
+            "max_headers: 10001 is out of range (1 to 10000)",
+            "max_pending_handshakes: 0 is out of range (1 to 100000000)",
+            "max_connections: 100000001 is out of range (1 to 100000000)",
+            "max_connections_per_ip: 0 would refuse everyone; use off for no limit",
+            "per_ip_rate: 0/s would refuse everyone; use off for no limit",
+            "global_rate: 0/m would refuse everyone; use off for no limit",
+            "per_ip_burst: 0 is not allowed: must be at least 1",
+            "global_burst: 0 is not allowed: must be at least 1",
+            "ipv6_prefix: 129 is out of range (1 to 128)",
+            "max_bytes_per_second: 512B is too low (at least 1KiB)",
+        ];
+        let expected: Vec<String> = expected.iter().map(|e| format!("limits.{e}")).collect();
+        assert_eq!(problems, expected);
     }
 
     #[test]

@@ -262,7 +262,7 @@ async fn arrives_a_byte_at_a_time() {
 
 #[test]
 fn v2_header_ipv4_exact_bytes() {
-    let bytes = v2_header(sa("192.0.2.1:12345"), sa("198.51.100.7:443"));
+    let bytes = v2_header(sa("192.0.2.1:12345"), sa("198.51.100.7:443")).unwrap();
     let mut expected = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
     expected.extend([0x21, 0x11, 0x00, 0x0c]);
     expected.extend([192, 0, 2, 1, 198, 51, 100, 7]);
@@ -272,11 +272,11 @@ fn v2_header_ipv4_exact_bytes() {
 
 #[test]
 fn v2_header_ipv6_and_mixed_families() {
-    let v6 = v2_header(sa("[2001:db8::1]:4711"), sa("[2001:db8::2]:443"));
+    let v6 = v2_header(sa("[2001:db8::1]:4711"), sa("[2001:db8::2]:443")).unwrap();
     assert_eq!(&v6[12..16], &[0x21, 0x21, 0x00, 0x24]);
     assert_eq!(v6.len(), 16 + 36);
 
-    let mixed = v2_header(sa("192.0.2.1:1"), sa("[2001:db8::2]:443"));
+    let mixed = v2_header(sa("192.0.2.1:1"), sa("[2001:db8::2]:443")).unwrap();
     assert_eq!(&mixed[12..16], &[0x21, 0x21, 0x00, 0x24]);
     let mapped = Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped().octets();
     assert_eq!(&mixed[16..32], &mapped);
@@ -291,7 +291,9 @@ async fn v2_header_round_trips_through_read_header() {
         ("192.0.2.1:12345", "[::1]:8080"),
     ] {
         let (client, local) = (sa(client), sa(local));
-        let h = read_then_request(&v2_header(client, local)).await.unwrap();
+        let h = read_then_request(&v2_header(client, local).unwrap())
+            .await
+            .unwrap();
         let same = |a: SocketAddr, b: Option<SocketAddr>| {
             let b = b.unwrap();
             a.port() == b.port() && as_v6(a.ip()) == as_v6(b.ip())
@@ -303,7 +305,7 @@ async fn v2_header_round_trips_through_read_header() {
 
 #[test]
 fn v2_header_parses_with_ppp() {
-    let bytes = v2_header(sa("[2001:db8::1]:4711"), sa("[2001:db8::2]:443"));
+    let bytes = v2_header(sa("[2001:db8::1]:4711"), sa("[2001:db8::2]:443")).unwrap();
     let parsed = v2::Header::try_from(bytes.as_slice()).unwrap();
     assert_eq!(parsed.command, Command::Proxy);
     assert_eq!(parsed.protocol, v2::Protocol::Stream);

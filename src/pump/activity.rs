@@ -58,25 +58,20 @@ impl<'m> Activity<'m> {
     /// `n` payload bytes reached the backend.
     pub fn moved_up(&self, n: usize) {
         self.bytes_up.fetch_add(n as u64, Relaxed);
-        self.metrics.bytes_up.inc_by(n as u64);
+        self.metrics.moved_up(n as u64, 0);
         self.data_us
             .store(self.since_start(Instant::now()), Relaxed);
     }
 
     /// The client completed `n` data messages.
     pub fn messages_up(&self, n: u32) {
-        if n > 0 {
-            self.metrics.messages_up.inc_by(u64::from(n));
-        }
+        self.metrics.moved_up(0, u64::from(n));
     }
 
     /// `n` bytes came from the backend, making `messages` messages for the client.
     pub fn moved_down(&self, n: usize, messages: u32) {
         self.bytes_down.fetch_add(n as u64, Relaxed);
-        self.metrics.bytes_down.inc_by(n as u64);
-        if messages > 0 {
-            self.metrics.messages_down.inc_by(u64::from(messages));
-        }
+        self.metrics.moved_down(n as u64, u64::from(messages));
         self.data_us
             .store(self.since_start(Instant::now()), Relaxed);
     }
@@ -95,7 +90,7 @@ impl<'m> Activity<'m> {
     }
 
     pub fn pinged(&self) {
-        self.metrics.pings_sent.inc();
+        self.metrics.ping_sent();
     }
 
     pub fn bytes_up(&self) -> u64 {

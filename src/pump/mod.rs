@@ -245,17 +245,12 @@ where
     /// Queues the close frame `end` calls for (our own, or the reply to the client's).
     /// `None` when there is nobody to say it to: the client is gone or unresponsive.
     fn begin_close(&mut self, end: &SessionEnd) -> Option<Closing> {
-        let frame = match end {
-            SessionEnd::ClientClosed(code) => close::frame(*code, ""),
-            _ => {
-                let (code, reason) = end.close_frame()?;
-                close::frame(Some(code), reason)
-            }
-        };
-        self.writer.begin_close(Some(frame));
+        let facts = end.facts();
+        let (code, reason) = facts.close.frame()?;
+        self.writer.begin_close(Some(close::frame(code, reason)));
         Some(Closing {
-            awaiting_client: end.awaits_client_close(),
-            shutdown_backend: matches!(end, SessionEnd::ClientClosed(_)),
+            awaiting_client: facts.awaits_client_close,
+            shutdown_backend: facts.shutdown_backend_after_close,
         })
     }
 

@@ -4,7 +4,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use tokio::io::{AsyncWrite, ReadBuf};
@@ -81,82 +81,110 @@ impl Upstream {
         C: ClientStream,
     {
         loop {
-            if let Some(p) = &mut self.pending {
-                while p.pos < p.end {
-                    match Pin::new(&mut *backend).poll_write(cx, &p.buf[p.pos..p.end]) {
-                        Poll::Pending => {
-                            act.set_upstream_blocked(true);
-                            return Poll::Pending;
-                        }
-                        Poll::Ready(Ok(0)) => {
-                            return Poll::Ready(SessionEnd::BackendIo(io::ErrorKind::WriteZero));
-                        }
-                        Poll::Ready(Ok(n)) => p.pos += n,
-                        Poll::Ready(Err(e)) => return Poll::Ready(SessionEnd::BackendIo(e.kind())),
+            if let Some(end) = ready!(self.poll_flush_pending(cx, backend, act)) {
+                return Poll::Ready(end);
+            }
+            if let Some(end) = ready!(self.poll_read_and_decode(cx, client, act)) {
+                return Poll::Ready(end);
+            }
+        }
+    }
+
+    /// Writes what is pending to the backend. Ready with `None` once nothing is pending and
+    /// the throttle lets the client be read; with the end if the backend failed or the
+    /// client's stream ended right after what was written.
+    fn poll_flush_pending(
+        &mut self,
+        cx: &mut Context<'_>,
+        backend: &mut TcpStream,
+        act: &Activity<'_>,
+    ) -> Poll<Option<SessionEnd>> {
+        if let Some(p) = &mut self.pending {
+            while p.pos < p.end {
+                match Pin::new(&mut *backend).poll_write(cx, &p.buf[p.pos..p.end]) {
+                    Poll::Pending => {
+                        act.set_upstream_blocked(true);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Some(SessionEnd::BackendIo(io::ErrorKind::WriteZero)));
+                    }
+                    Poll::Ready(Ok(n)) => p.pos += n,
+                    Poll::Ready(Err(e)) => {
+                        return Poll::Ready(Some(SessionEnd::BackendIo(e.kind())));
                     }
                 }
-                act.set_upstream_blocked(false);
-                let Some(done) = self.pending.take() else {
-                    continue;
-                };
+            }
+            act.set_upstream_blocked(false);
+            if let Some(done) = self.pending.take() {
                 pool::give(done.buf);
                 act.moved_up(done.end);
                 if let Some(stop) = done.then {
-                    return Poll::Ready(end_of(stop));
+                    return Poll::Ready(Some(end_of(stop)));
                 }
                 self.resume_at = self
                     .throttle
                     .as_mut()
                     .and_then(|t| t.charge(done.end, Instant::now()));
             }
-            if let Some(at) = self.resume_at {
-                if Instant::now() < at {
-                    // Not reading the client is the point here; its silence is not its fault.
-                    act.set_upstream_blocked(true);
+        }
+        if let Some(at) = self.resume_at {
+            if Instant::now() < at {
+                // Not reading the client is the point here; its silence is not its fault.
+                act.set_upstream_blocked(true);
+                return Poll::Pending;
+            }
+            self.resume_at = None;
+            act.set_upstream_blocked(false);
+        }
+        Poll::Ready(None)
+    }
+
+    /// Reads the client once (or takes the early bytes) into a pooled buffer and decodes
+    /// the frames in it. Ready with `None` when there is payload to write or more to read;
+    /// with the end if the client's stream ended and nothing is left to write.
+    fn poll_read_and_decode<C: ClientStream>(
+        &mut self,
+        cx: &mut Context<'_>,
+        client: &mut C,
+        act: &Activity<'_>,
+    ) -> Poll<Option<SessionEnd>> {
+        let mut buf = pool::take(self.read_size);
+        let n = if self.early.is_empty() {
+            match poll_read_client(client, cx, &mut buf[..self.read_size]) {
+                Poll::Pending => {
+                    pool::give(buf);
                     return Poll::Pending;
                 }
-                self.resume_at = None;
-                act.set_upstream_blocked(false);
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(_)) => 0,
             }
-            let mut buf = pool::take(self.read_size);
-            let n = if self.early.is_empty() {
-                match poll_read_client(client, cx, &mut buf[..self.read_size]) {
-                    Poll::Pending => {
-                        pool::give(buf);
-                        return Poll::Pending;
-                    }
-                    Poll::Ready(Ok(n)) => n,
-                    Poll::Ready(Err(_)) => 0,
-                }
-            } else {
-                let n = self.early.len().min(self.read_size);
-                buf[..n].copy_from_slice(&self.early.split_to(n));
-                if self.early.is_empty() {
-                    self.early = Bytes::new();
-                }
-                n
-            };
-            if n == 0 {
-                pool::give(buf);
-                return Poll::Ready(SessionEnd::ClientGone);
+        } else {
+            let n = self.early.len().min(self.read_size);
+            buf[..n].copy_from_slice(&self.early.split_to(n));
+            if self.early.is_empty() {
+                self.early = Bytes::new();
             }
-            act.heard_client();
-            let fed = self.reader.feed(&mut buf[..n], &self.limits);
-            act.messages_up(fed.messages);
-            if fed.data > 0 {
-                self.pending = Some(Pending {
-                    buf,
-                    pos: 0,
-                    end: fed.data,
-                    then: fed.stop,
-                });
-                continue;
-            }
+            n
+        };
+        if n == 0 {
             pool::give(buf);
-            if let Some(stop) = fed.stop {
-                return Poll::Ready(end_of(stop));
-            }
+            return Poll::Ready(Some(SessionEnd::ClientGone));
         }
+        act.heard_client();
+        let fed = self.reader.feed(&mut buf[..n], &self.limits);
+        act.messages_up(fed.messages);
+        if fed.data > 0 {
+            self.pending = Some(Pending {
+                buf,
+                pos: 0,
+                end: fed.data,
+                then: fed.stop,
+            });
+            return Poll::Ready(None);
+        }
+        pool::give(buf);
+        Poll::Ready(fed.stop.map(end_of))
     }
 }
 
