@@ -300,17 +300,23 @@ async fn upgrade(
         client,
         route,
         backend_addr: backend.addr,
-        slot: admitted.slot,
         protocol: opening.protocol(),
         transport: (req.version() == hyper::Version::HTTP_2)
             .then(|| ends.transport.clone())
             .flatten(),
-        stream,
     };
     let on_upgrade = hyper::upgrade::on(req);
     let session = session::run(on_upgrade, backend.stream, info, shared.clone());
-    shared.life.spawn(session);
+    // The session's place under the caps, and on HTTP/2 its place among the connection's
+    // open streams, are held for exactly as long as it runs.
+    shared.life.spawn(holding(session, (admitted.slot, stream)));
     Ok(handshake::accepted(&opening, admitted.protocol))
+}
+
+/// Runs `session`, then drops `held`: what the session occupies outside the data path.
+async fn holding<T: Send>(session: impl Future<Output = ()> + Send, held: T) {
+    session.await;
+    drop(held);
 }
 
 /// Connects the route's backend and, if the route asks for it, tells it who the client is
