@@ -1,11 +1,22 @@
-//! The seam the fuzz crate (`fuzz/`, outside this workspace) uses to reach parsers of
-//! untrusted input that are otherwise private to the crate. Hidden from the docs and not
-//! part of the API: nothing else should call it. Everything else the fuzz targets drive is
-//! already public (`frame`, `proxy_protocol`, `handshake`, `config::units`).
+//! The seam through which the fuzz crate (`fuzz/`, outside this workspace) and the
+//! integration tests reach parsers of untrusted input that are otherwise private to the
+//! crate. Hidden from the docs and not part of the API: nothing else should use it, and it
+//! may change with any release.
 
 use std::net::IpAddr;
 
 use hyper::HeaderMap;
+
+pub use crate::client_ip::{ClientIpHeader, TrustedProxies, resolve};
+pub use crate::error::Reject;
+pub use crate::frame::close::{ClientClose, frame as close_frame, parse as parse_close};
+pub use crate::frame::pings::MAX_UNANSWERED as MAX_UNANSWERED_PINGS;
+pub use crate::frame::reader::{FrameLimits, FrameReader, Stop};
+pub use crate::frame::utf8::{Utf8Stream, complete_prefix};
+pub use crate::handshake::{Opening, accepted, check_upgrade, choose_subprotocol};
+pub use crate::proxy_protocol::{
+    ProxyError, ProxyHeader, V1_MAX_LEN, V2_MAX_LEN, V2_SIGNATURE, read_header, v2_header,
+};
 
 use crate::client_ip::forwarded;
 

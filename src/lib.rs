@@ -6,36 +6,36 @@
 //! shell over it.
 #![deny(unsafe_code)] // allowed in `tcp_info` alone: two syscalls with no safe wrapper
 
-pub mod admin;
-pub mod admission;
-pub mod auth;
-pub mod backend;
+pub(crate) mod admin;
+pub(crate) mod admission;
+pub(crate) mod auth;
+pub(crate) mod backend;
 pub mod cli;
-pub mod client_ip;
+pub(crate) mod client_ip;
 pub mod config;
 pub mod demo;
 pub mod devcert;
-pub mod error;
-pub mod exposure;
-pub mod frame;
+pub(crate) mod error;
+pub(crate) mod exposure;
+pub(crate) mod frame;
+pub(crate) mod handshake;
+pub(crate) mod health;
+pub(crate) mod http;
 #[doc(hidden)]
-pub mod fuzzing;
-pub mod handshake;
-pub mod health;
-pub mod http;
+pub mod internals;
 pub mod lifecycle;
 pub mod listener;
 pub mod logging;
-pub mod metrics;
-pub mod probes;
-pub mod proxy_protocol;
-pub mod pump;
+pub(crate) mod metrics;
+pub(crate) mod probes;
+pub(crate) mod proxy_protocol;
+pub(crate) mod pump;
 pub mod reload;
-pub mod session;
-pub mod socket_options;
-pub mod state;
-pub mod tcp_info;
-pub mod tls;
+pub(crate) mod session;
+pub(crate) mod socket_options;
+pub(crate) mod state;
+pub(crate) mod tcp_info;
+pub(crate) mod tls;
 
 use std::future::Future;
 use std::io;
@@ -90,7 +90,7 @@ impl Server {
     }
 
     /// As [`Server::new`], also answering a browser's plain GET of `/` with the demo's
-    /// page (see [`demo::page`]); `wsgate demo` uses this.
+    /// page; `wsgate demo` uses this.
     pub fn demo(cfg: Config) -> Result<Self, ConfigError> {
         let mut shared = Shared::new(cfg, Lifecycle::default())?;
         shared.demo_page = true;
@@ -221,24 +221,6 @@ impl Handle {
     pub fn ready(&self) -> bool {
         self.shared.health.ready()
     }
-}
-
-/// Serves on `listener` until `shutdown` resolves, then drains (see [`Server::serve`]).
-/// Metrics and probes are served on the main listener's probe paths only.
-pub async fn run(
-    cfg: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), StartError> {
-    Server::new(cfg)?
-        .serve(
-            Listeners {
-                main: listener,
-                admin: None,
-            },
-            shutdown,
-        )
-        .await
 }
 
 /// Logs what is valid in `cfg` but weakens the gateway (see [`Config::warnings`]).

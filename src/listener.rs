@@ -42,7 +42,7 @@ pub fn bind(addr: &str, backlog: u32) -> io::Result<TcpListener> {
 
 /// Sets the options every accepted client connection inherits (see [`socket_options`]).
 /// Connections that completed their handshake in the kernel before this do not get them.
-pub fn tune(listener: &TcpListener, shared: &Shared) {
+pub(crate) fn tune(listener: &TcpListener, shared: &Shared) {
     let max_unsent = max_unsent_to_client(shared);
     if let Err(e) = socket_options::tune_listener(listener, max_unsent) {
         warn!(error = %e, "could not set client socket options on the listener");
@@ -50,7 +50,7 @@ pub fn tune(listener: &TcpListener, shared: &Shared) {
 }
 
 /// Accepts until the future is dropped. The listener was [`tune`]d.
-pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     // Connections not yet upgraded or refused. At the cap, accepting pauses and the kernel
     // backlog absorbs the burst, so a flood of half-open handshakes cannot take every slot
     // from real clients forever: each one is bounded by the handshake timeout.
@@ -88,7 +88,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 /// accepted skips it; any other (out of file descriptors, out of memory) pauses before the
 /// next try, since retrying at once would spin. Never fails: an accept loop never ends on
 /// an accept error. Cancel-safe.
-pub async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+pub(crate) async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
     loop {
         match listener.accept().await {
             Ok(conn) => return conn,

@@ -76,7 +76,7 @@ const NOT_ZERO: &str = "0s is not allowed: must be longer than zero";
 
 impl Config {
     /// Every problem with this config, each naming its key and value.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let mut bad = ConfigError::default();
         if self.listen.parse::<SocketAddr>().is_err() {
             bad.push(
