@@ -10,7 +10,7 @@ use tokio::time::{MissedTickBehavior, interval, timeout};
 use tracing::{info, warn};
 
 use crate::backend;
-use crate::state::Shared;
+use crate::generation::Shared;
 
 pub struct Health {
     draining: AtomicBool,

@@ -26,8 +26,8 @@ use tracing::debug;
 
 use crate::backend::{self, BackendError};
 use crate::error::Reject;
+use crate::generation::{Generation, RoutePlan, Shared};
 use crate::session::{self, SessionInfo};
-use crate::state::{Generation, RoutePlan, Shared};
 use crate::tls::{self, ClientIdentity, Transport};
 use crate::{admission, client_ip, demo, handshake, probes, proxy_protocol};
 

@@ -18,6 +18,7 @@ pub mod devcert;
 pub(crate) mod error;
 pub(crate) mod exposure;
 pub(crate) mod frame;
+pub(crate) mod generation;
 pub(crate) mod handshake;
 pub(crate) mod health;
 pub(crate) mod http;
@@ -33,7 +34,6 @@ pub(crate) mod pump;
 pub mod reload;
 pub(crate) mod session;
 pub(crate) mod socket_options;
-pub(crate) mod state;
 pub(crate) mod tcp_info;
 pub(crate) mod tls;
 
@@ -47,9 +47,9 @@ use tokio::time::sleep;
 use tracing::{info, warn};
 
 pub use config::{Config, ConfigError};
+pub use generation::ReloadReport;
+use generation::Shared;
 use lifecycle::Lifecycle;
-pub use state::ReloadReport;
-use state::Shared;
 
 /// How often idle per-client rate-limit state is dropped.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -141,7 +141,7 @@ impl Server {
             .map(|l| tokio::spawn(admin::serve(l, shared.clone())));
         tokio::spawn(prune_rates(shared.clone()));
         tokio::spawn(health::check_backends(shared.clone()));
-        tokio::spawn(tls::watch::run(shared.clone()));
+        tokio::spawn(generation::certificate_watch::run(shared.clone()));
 
         // Boxed so that dropping it below really closes the listener.
         let mut accept = Box::pin(listener::accept_loop(listeners.main, shared.clone()));

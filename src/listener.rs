@@ -13,9 +13,9 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, sleep};
 use tracing::{Instrument, error, info_span, warn};
 
+use crate::generation::Shared;
 use crate::http;
 use crate::socket_options;
-use crate::state::Shared;
 
 /// How long to back off when accepting fails for a reason that is not one connection's
 /// (out of file descriptors, out of memory): retrying at once would spin.

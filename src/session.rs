@@ -14,9 +14,9 @@ use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
 use crate::error::SessionEnd;
+use crate::generation::{RoutePlan, Shared};
 use crate::metrics::RouteMetrics;
 use crate::pump::{ClientStream, Http2Stream, Outcome, Pump, PumpConfig};
-use crate::state::{RoutePlan, Shared};
 
 /// Who and what a session connects, for its log line.
 pub struct SessionInfo {

@@ -20,8 +20,8 @@ pub use rate::{RateLimits, RateRefusal};
 
 use crate::client_ip::ipv6_prefix_key;
 use crate::error::Reject;
+use crate::generation::{Generation, RoutePlan};
 use crate::handshake;
-use crate::state::{Generation, RoutePlan};
 
 /// What passing admission yields: the session's slot under the caps and its subprotocol.
 pub struct Admitted {

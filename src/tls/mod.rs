@@ -5,7 +5,6 @@
 
 mod accept;
 mod certs;
-pub mod watch;
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
-//! What connections read: the current [`Generation`] (everything built from one config,
-//! swapped whole on reload) and what outlives reloads (session caps, metrics, health, the
+//! The config generation and its replacement. What connections read: the current
+//! [`Generation`] (everything built from one config, swapped whole on reload) and what outlives reloads (session caps, metrics, health, the
 //! lifecycle, connection ids). A connection takes the generation current when it arrives;
 //! a session keeps the route plan it started with until it ends.
 //!
@@ -9,6 +9,8 @@
 //! renewal rebuilds only the TLS part of the current generation: the rest, credentials
 //! included, stays as the last good config built it, so a broken token or key file
 //! never holds back a renewed certificate.
+
+pub mod certificate_watch;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
