@@ -27,9 +27,10 @@ use tracing::debug;
 use crate::backend::{self, BackendError};
 use crate::error::Reject;
 use crate::generation::{Generation, RoutePlan, Shared};
+use crate::ops::probes;
 use crate::session::{self, SessionInfo};
 use crate::tls::{self, ClientIdentity, Transport};
-use crate::{admission, client_ip, demo, handshake, probes, proxy_protocol};
+use crate::{admission, client_ip, demo, handshake, proxy_protocol};
 
 pub use activity::OpenStream;
 use activity::{Activity, Expiry};

@@ -6,7 +6,6 @@
 //! shell over it.
 #![deny(unsafe_code)] // allowed in `tcp_info` alone: two syscalls with no safe wrapper
 
-pub(crate) mod admin;
 pub(crate) mod admission;
 pub(crate) mod auth;
 pub(crate) mod backend;
@@ -28,7 +27,8 @@ pub mod lifecycle;
 pub mod listener;
 pub mod logging;
 pub(crate) mod metrics;
-pub(crate) mod probes;
+pub(crate) mod ops;
+pub(crate) mod policy;
 pub(crate) mod proxy_protocol;
 pub(crate) mod pump;
 pub mod reload;
@@ -138,13 +138,17 @@ impl Server {
         log_warnings(&shared.current().cfg);
         let admin = listeners
             .admin
-            .map(|l| tokio::spawn(admin::serve(l, shared.clone())));
+            .map(|l| tokio::spawn(ops::admin::serve(l, shared.clone())));
         tokio::spawn(prune_rates(shared.clone()));
-        tokio::spawn(health::check_backends(shared.clone()));
+        tokio::spawn(ops::backend_check::run(shared.clone()));
         tokio::spawn(generation::certificate_watch::run(shared.clone()));
 
         // Boxed so that dropping it below really closes the listener.
-        let mut accept = Box::pin(listener::accept_loop(listeners.main, shared.clone()));
+        let mut accept = Box::pin(listener::accept_loop(
+            listeners.main,
+            shared.clone(),
+            http::serve_connection,
+        ));
         tokio::select! {
             () = &mut accept => {}
             () = shutdown => {}

@@ -3,18 +3,18 @@
 //! and the drain waits for every connection. [`accept`] is shared by the main listener's
 //! loop here and the admin listener's.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, sleep};
 use tracing::{Instrument, error, info_span, warn};
 
 use crate::generation::Shared;
-use crate::http;
 use crate::socket_options;
 
 /// How long to back off when accepting fails for a reason that is not one connection's
@@ -49,8 +49,14 @@ pub(crate) fn tune(listener: &TcpListener, shared: &Shared) {
     }
 }
 
-/// Accepts until the future is dropped. The listener was [`tune`]d.
-pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts until the future is dropped, handing each connection to `serve` (the client
+/// connection, [`crate::connection::serve`]) in a task of its own. The listener was
+/// [`tune`]d.
+pub(crate) async fn accept_loop<S, F>(listener: TcpListener, shared: Arc<Shared>, serve: S)
+where
+    S: Fn(TcpStream, SocketAddr, Instant, Arc<Shared>, OwnedSemaphorePermit) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
     // Connections not yet upgraded or refused. At the cap, accepting pauses and the kernel
     // backlog absorbs the burst, so a flood of half-open handshakes cannot take every slot
     // from real clients forever: each one is bounded by the handshake timeout.
@@ -77,7 +83,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 warn!(error = %e, %peer, "could not set TCP_NOTSENT_LOWAT");
             }
         }
-        let task = http::serve_connection(tcp, peer, accepted, shared.clone(), permit);
+        let task = serve(tcp, peer, accepted, shared.clone(), permit);
         shared
             .life
             .spawn(task.instrument(info_span!("conn", %peer)));

@@ -25,8 +25,7 @@ use percent_encoding::percent_decode_str;
 
 use super::AuthError;
 
-/// Prefix of a `Sec-WebSocket-Protocol` entry that carries a credential.
-pub const SUBPROTOCOL_PREFIX: &str = "bearer.";
+use crate::config::SUBPROTOCOL_PREFIX;
 
 /// A request that passed authentication: where its credential was, and who it names.
 /// Holds no part of the credential itself.

@@ -24,6 +24,7 @@ use figment::providers::{Format, Serialized, Yaml};
 use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, Problem};
+pub(crate) use route::SUBPROTOCOL_PREFIX;
 pub use route::{AuthMode, BackendList, JwtAlgorithm, JwtConfig, MessageType, Route, TokenSource};
 pub use sections::{
     Admin, ClientIpHeader, Limits, Liveness, Log, LogFormat, Probe, Readiness, Reload, Shutdown,

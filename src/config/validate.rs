@@ -275,7 +275,7 @@ fn check_routes(bad: &mut ConfigError, routes: &[Route]) {
             }
         }
         for (j, proto) in route.subprotocols.iter().enumerate() {
-            if proto.starts_with(crate::auth::credential::SUBPROTOCOL_PREFIX) {
+            if proto.starts_with(super::route::SUBPROTOCOL_PREFIX) {
                 // The entry itself may be a credential: it is not repeated here.
                 bad.push(
                     key(&format!("subprotocols.{j}")),

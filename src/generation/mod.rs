@@ -20,13 +20,13 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tracing::{error, info};
 
-use crate::admission::{OriginPolicy, RateLimits, SessionCaps};
 use crate::auth::{AdminTokens, Authenticator};
 use crate::client_ip::TrustedProxies;
 use crate::config::{Config, ConfigError, Limits, Route};
 use crate::health::Health;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::{Metrics, RouteMetrics};
+use crate::policy::{OriginPolicy, RateLimits, SessionCaps};
 use crate::pump::PumpConfig;
 use crate::tls::{self, TlsSetup};
 
