@@ -12,6 +12,7 @@ pub(crate) mod backend;
 pub mod cli;
 pub(crate) mod client_ip;
 pub mod config;
+pub(crate) mod connection;
 pub mod demo;
 pub mod devcert;
 pub(crate) mod error;
@@ -20,7 +21,6 @@ pub(crate) mod frame;
 pub(crate) mod generation;
 pub(crate) mod handshake;
 pub(crate) mod health;
-pub(crate) mod http;
 #[doc(hidden)]
 pub mod internals;
 pub mod lifecycle;
@@ -147,7 +147,7 @@ impl Server {
         let mut accept = Box::pin(listener::accept_loop(
             listeners.main,
             shared.clone(),
-            http::serve_connection,
+            connection::serve_connection,
         ));
         tokio::select! {
             () = &mut accept => {}

@@ -50,7 +50,7 @@ pub(crate) fn tune(listener: &TcpListener, shared: &Shared) {
 }
 
 /// Accepts until the future is dropped, handing each connection to `serve` (the client
-/// connection, [`crate::connection::serve`]) in a task of its own. The listener was
+/// connection, [`crate::connection::serve_connection`]) in a task of its own. The listener was
 /// [`tune`]d.
 pub(crate) async fn accept_loop<S, F>(listener: TcpListener, shared: Arc<Shared>, serve: S)
 where
