@@ -2,8 +2,36 @@
 //! its own connection to a configured TCP backend, and bytes flow both ways until either
 //! side ends, with ping/pong liveness and a proper close on both.
 //!
-//! [`run`] is the whole server over a listener the caller binds; the binary is a thin
-//! shell over it.
+//! [`Server`] is the whole gateway over listeners the caller binds ([`Server::new`], then
+//! [`Server::serve`]); the binary is a thin shell over it, and the tests bind port 0.
+//!
+//! # Module map, in the order a connection meets them
+//!
+//! - `config`: the typed configuration, its layers and validation; `cli` parses the command
+//!   line into it, `reload` re-reads it on SIGHUP or a file change.
+//! - `generation`: everything built from one config (routes, TLS setup, trusted proxies,
+//!   credentials, admission rules), swapped whole on reload or certificate renewal, and
+//!   the state that outlives reloads (caps, metrics, readiness, lifecycle).
+//! - `listener`: binding and the accept loop, with its pending-handshake cap;
+//!   `socket_options` the options every client socket inherits.
+//! - `connection`: one client connection: PROXY header (`proxy_protocol`), TLS (`tls`),
+//!   HTTP/1.1 and HTTP/2, then each request, probe or upgrade (`connection::upgrade`).
+//! - `client_ip`: the real client address behind trusted proxies.
+//! - `handshake`: the RFC 6455 / RFC 8441 upgrade checks and the 101.
+//! - `admission`: the checks before the 101, applying `policy` (Origin allowlist, rates,
+//!   session caps) and `auth` (tokens, JWT, client certificate names).
+//! - `backend`: connecting a route's backend.
+//! - `session`: one session from the upgrade to its log line; `pump` moves the bytes both
+//!   ways with liveness and the close, `frame` reads and writes WebSocket frames, and
+//!   `tcp_info` reads the kernel's view of a socket.
+//! - `error`: every refusal (`Reject`) and session end (`SessionEnd`), each with one table
+//!   of what it means on the wire; `metrics` counts them.
+//! - `ops`: probes, `/metrics`, the admin listener and the backend check; `health` holds
+//!   the readiness they report.
+//! - `lifecycle`: signals, and the drain that ends every tracked task; `exposure` and
+//!   `logging` speak at startup.
+//! - `demo` and `devcert`: `wsgate demo`'s echo backend and page, and development
+//!   certificates. `internals` (hidden) lets the fuzz targets and tests reach parsers.
 #![deny(unsafe_code)] // allowed in `tcp_info` alone: two syscalls with no safe wrapper
 
 pub(crate) mod admission;

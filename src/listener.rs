@@ -1,6 +1,6 @@
 //! The accept loops: take connections, never stop on an accept error, and hand each one to
 //! its own task, tracked by the lifecycle, so a slow client never holds up the next accept
-//! and the drain waits for every connection. [`accept`] is shared by the main listener's
+//! and the drain waits for every connection. `accept` is shared by the main listener's
 //! loop here and the admin listener's.
 
 use std::future::Future;
