@@ -5,7 +5,7 @@
 //! IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`, what a dual-stack listener reports for IPv4
 //! clients) are IPv4 throughout: in trust checks, in what [`resolve`] returns, and as keys.
 
-// `pub(crate)` only so that `crate::fuzzing` can hand its parsers to the fuzz crate.
+// `pub(crate)` only so that `crate::internals` can hand its parsers to the fuzz crate.
 pub(crate) mod forwarded;
 
 use std::net::{IpAddr, Ipv6Addr};

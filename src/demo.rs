@@ -21,7 +21,7 @@ const PAGE_POLICY: &str =
 
 /// The demo page, for a plain GET (or HEAD) of `/` that asks for no upgrade. Served only
 /// by a server built with [`crate::Server::demo`]; otherwise such a request gets 426.
-pub fn page<B>(req: &Request<B>) -> Option<Response<Full<Bytes>>> {
+pub(crate) fn page<B>(req: &Request<B>) -> Option<Response<Full<Bytes>>> {
     let plain_get = req.method() == Method::GET || req.method() == Method::HEAD;
     if !plain_get || req.uri().path() != "/" || req.headers().contains_key(UPGRADE) {
         return None;

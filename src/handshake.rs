@@ -11,8 +11,7 @@ use hyper::header::{
 use hyper::{Method, Request, Response, StatusCode, Version};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::auth::credential::SUBPROTOCOL_PREFIX;
-use crate::auth::offered_subprotocols;
+use crate::auth::negotiable_subprotocols;
 use crate::error::Reject;
 
 /// How a valid opening handshake asked for the WebSocket, and so how to answer it.
@@ -105,11 +104,7 @@ pub fn choose_subprotocol<B>(
     if accepted.is_empty() {
         return Ok(None);
     }
-    // `bearer.<token>` entries carry a credential (browsers cannot set headers on a
-    // WebSocket); they are never chosen as the session's subprotocol.
-    let offered =
-        offered_subprotocols(req.headers()).filter(|offer| !offer.starts_with(SUBPROTOCOL_PREFIX));
-    for offer in offered {
+    for offer in negotiable_subprotocols(req.headers()) {
         if let Some(proto) = accepted.iter().find(|a| a.as_str() == offer) {
             return HeaderValue::from_str(proto)
                 .map(Some)

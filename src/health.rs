@@ -1,16 +1,9 @@
-//! Liveness and readiness. Alive while the process serves at all; ready while it accepts
+//! The readiness state. Alive while the process serves at all; ready while it accepts
 //! new sessions: not once draining has begun, and (with `readiness.check_backend`) not
-//! while some route has no backend accepting connections, as last seen by a periodic check
-//! (probes themselves never touch a backend).
+//! while some route has no backend accepting connections, as last seen by
+//! [`crate::ops::backend_check`] (probes themselves never touch a backend).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-use tokio::time::{MissedTickBehavior, interval, timeout};
-use tracing::{info, warn};
-
-use crate::backend;
-use crate::state::Shared;
 
 pub struct Health {
     draining: AtomicBool,
@@ -35,35 +28,10 @@ impl Health {
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
     }
-}
 
-/// Checks every route's backends on `readiness.interval` while `check_backend` is on,
-/// until shutdown. A route is healthy if any of its backends accepts a TCP connection.
-pub async fn check_backends(shared: Arc<Shared>) {
-    let mut every = interval(shared.current().cfg.readiness.interval);
-    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = every.tick() => {}
-            () = shared.life.stopping() => return,
-        }
-        let generation = shared.current();
-        if !generation.cfg.readiness.check_backend {
-            shared.health.backends_ok.store(true, Ordering::Release);
-            continue;
-        }
-        let mut all_ok = true;
-        for route in &generation.cfg.routes {
-            let limit = generation.cfg.connect_timeout_for(route);
-            let reached = timeout(limit * 2, backend::connect(&route.backend.0, limit)).await;
-            if !matches!(reached, Ok(Ok(_))) {
-                all_ok = false;
-                warn!(route = %route.path, "readiness: no backend of this route accepts connections");
-            }
-        }
-        let was = shared.health.backends_ok.swap(all_ok, Ordering::AcqRel);
-        if all_ok && !was {
-            info!("readiness: every route has a backend again");
-        }
+    /// Records whether every route had a backend at the last check; returns what was
+    /// recorded before.
+    pub fn set_backends_ok(&self, ok: bool) -> bool {
+        self.backends_ok.swap(ok, Ordering::AcqRel)
     }
 }

@@ -2,40 +2,68 @@
 //! its own connection to a configured TCP backend, and bytes flow both ways until either
 //! side ends, with ping/pong liveness and a proper close on both.
 //!
-//! [`run`] is the whole server over a listener the caller binds; the binary is a thin
-//! shell over it.
+//! [`Server`] is the whole gateway over listeners the caller binds ([`Server::new`], then
+//! [`Server::serve`]); the binary is a thin shell over it, and the tests bind port 0.
+//!
+//! # Module map, in the order a connection meets them
+//!
+//! - `config`: the typed configuration, its layers and validation; `cli` parses the command
+//!   line into it, `reload` re-reads it on SIGHUP or a file change.
+//! - `generation`: everything built from one config (routes, TLS setup, trusted proxies,
+//!   credentials, admission rules), swapped whole on reload or certificate renewal, and
+//!   the state that outlives reloads (caps, metrics, readiness, lifecycle).
+//! - `listener`: binding and the accept loop, with its pending-handshake cap;
+//!   `socket_options` the options every client socket inherits.
+//! - `connection`: one client connection: PROXY header (`proxy_protocol`), TLS (`tls`),
+//!   HTTP/1.1 and HTTP/2, then each request, probe or upgrade (`connection::upgrade`).
+//! - `client_ip`: the real client address behind trusted proxies.
+//! - `handshake`: the RFC 6455 / RFC 8441 upgrade checks and the 101.
+//! - `admission`: the checks before the 101, applying `policy` (Origin allowlist, rates,
+//!   session caps) and `auth` (tokens, JWT, client certificate names).
+//! - `backend`: connecting a route's backend.
+//! - `session`: one session from the upgrade to its log line; `pump` moves the bytes both
+//!   ways with liveness and the close, `frame` reads and writes WebSocket frames, and
+//!   `tcp_info` reads the kernel's view of a socket.
+//! - `error`: every refusal (`Reject`) and session end (`SessionEnd`), each with one table
+//!   of what it means on the wire; `metrics` counts them.
+//! - `ops`: probes, `/metrics`, the admin listener and the backend check; `health` holds
+//!   the readiness they report.
+//! - `lifecycle`: signals, and the drain that ends every tracked task; `exposure` and
+//!   `logging` speak at startup.
+//! - `demo` and `devcert`: `wsgate demo`'s echo backend and page, and development
+//!   certificates. `internals` (hidden) lets the fuzz targets and tests reach parsers.
 #![deny(unsafe_code)] // allowed in `tcp_info` alone: two syscalls with no safe wrapper
 
-pub mod admin;
-pub mod admission;
-pub mod auth;
-pub mod backend;
+pub(crate) mod admission;
+pub(crate) mod auth;
+pub(crate) mod backend;
 pub mod cli;
-pub mod client_ip;
+pub(crate) mod client_ip;
 pub mod config;
+pub(crate) mod connection;
 pub mod demo;
 pub mod devcert;
-pub mod error;
-pub mod exposure;
-pub mod frame;
+pub(crate) mod error;
+pub(crate) mod exposure;
+pub(crate) mod frame;
+pub(crate) mod generation;
+pub(crate) mod handshake;
+pub(crate) mod health;
 #[doc(hidden)]
-pub mod fuzzing;
-pub mod handshake;
-pub mod health;
-pub mod http;
+pub mod internals;
 pub mod lifecycle;
 pub mod listener;
 pub mod logging;
-pub mod metrics;
-pub mod probes;
-pub mod proxy_protocol;
-pub mod pump;
+pub(crate) mod metrics;
+pub(crate) mod ops;
+pub(crate) mod policy;
+pub(crate) mod proxy_protocol;
+pub(crate) mod pump;
 pub mod reload;
-pub mod session;
-pub mod socket_options;
-pub mod state;
-pub mod tcp_info;
-pub mod tls;
+pub(crate) mod session;
+pub(crate) mod socket_options;
+pub(crate) mod tcp_info;
+pub(crate) mod tls;
 
 use std::future::Future;
 use std::io;
@@ -47,9 +75,9 @@ use tokio::time::sleep;
 use tracing::{info, warn};
 
 pub use config::{Config, ConfigError};
+pub use generation::ReloadReport;
+use generation::Shared;
 use lifecycle::Lifecycle;
-pub use state::ReloadReport;
-use state::Shared;
 
 /// How often idle per-client rate-limit state is dropped.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -90,7 +118,7 @@ impl Server {
     }
 
     /// As [`Server::new`], also answering a browser's plain GET of `/` with the demo's
-    /// page (see [`demo::page`]); `wsgate demo` uses this.
+    /// page; `wsgate demo` uses this.
     pub fn demo(cfg: Config) -> Result<Self, ConfigError> {
         let mut shared = Shared::new(cfg, Lifecycle::default())?;
         shared.demo_page = true;
@@ -138,13 +166,17 @@ impl Server {
         log_warnings(&shared.current().cfg);
         let admin = listeners
             .admin
-            .map(|l| tokio::spawn(admin::serve(l, shared.clone())));
+            .map(|l| tokio::spawn(ops::admin::serve(l, shared.clone())));
         tokio::spawn(prune_rates(shared.clone()));
-        tokio::spawn(health::check_backends(shared.clone()));
-        tokio::spawn(tls::watch::run(shared.clone()));
+        tokio::spawn(ops::backend_check::run(shared.clone()));
+        tokio::spawn(generation::certificate_watch::run(shared.clone()));
 
         // Boxed so that dropping it below really closes the listener.
-        let mut accept = Box::pin(listener::accept_loop(listeners.main, shared.clone()));
+        let mut accept = Box::pin(listener::accept_loop(
+            listeners.main,
+            shared.clone(),
+            connection::serve_connection,
+        ));
         tokio::select! {
             () = &mut accept => {}
             () = shutdown => {}
@@ -221,24 +253,6 @@ impl Handle {
     pub fn ready(&self) -> bool {
         self.shared.health.ready()
     }
-}
-
-/// Serves on `listener` until `shutdown` resolves, then drains (see [`Server::serve`]).
-/// Metrics and probes are served on the main listener's probe paths only.
-pub async fn run(
-    cfg: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), StartError> {
-    Server::new(cfg)?
-        .serve(
-            Listeners {
-                main: listener,
-                admin: None,
-            },
-            shutdown,
-        )
-        .await
 }
 
 /// Logs what is valid in `cfg` but weakens the gateway (see [`Config::warnings`]).

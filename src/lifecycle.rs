@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 #[derive(Clone, Default)]
-pub struct Lifecycle {
+pub(crate) struct Lifecycle {
     stop: CancellationToken,
     tasks: TaskTracker,
 }

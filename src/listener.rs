@@ -1,21 +1,21 @@
 //! The accept loops: take connections, never stop on an accept error, and hand each one to
 //! its own task, tracked by the lifecycle, so a slow client never holds up the next accept
-//! and the drain waits for every connection. [`accept`] is shared by the main listener's
+//! and the drain waits for every connection. `accept` is shared by the main listener's
 //! loop here and the admin listener's.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, sleep};
 use tracing::{Instrument, error, info_span, warn};
 
-use crate::http;
+use crate::generation::Shared;
 use crate::socket_options;
-use crate::state::Shared;
 
 /// How long to back off when accepting fails for a reason that is not one connection's
 /// (out of file descriptors, out of memory): retrying at once would spin.
@@ -42,15 +42,21 @@ pub fn bind(addr: &str, backlog: u32) -> io::Result<TcpListener> {
 
 /// Sets the options every accepted client connection inherits (see [`socket_options`]).
 /// Connections that completed their handshake in the kernel before this do not get them.
-pub fn tune(listener: &TcpListener, shared: &Shared) {
+pub(crate) fn tune(listener: &TcpListener, shared: &Shared) {
     let max_unsent = max_unsent_to_client(shared);
     if let Err(e) = socket_options::tune_listener(listener, max_unsent) {
         warn!(error = %e, "could not set client socket options on the listener");
     }
 }
 
-/// Accepts until the future is dropped. The listener was [`tune`]d.
-pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts until the future is dropped, handing each connection to `serve` (the client
+/// connection, [`crate::connection::serve_connection`]) in a task of its own. The listener was
+/// [`tune`]d.
+pub(crate) async fn accept_loop<S, F>(listener: TcpListener, shared: Arc<Shared>, serve: S)
+where
+    S: Fn(TcpStream, SocketAddr, Instant, Arc<Shared>, OwnedSemaphorePermit) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
     // Connections not yet upgraded or refused. At the cap, accepting pauses and the kernel
     // backlog absorbs the burst, so a flood of half-open handshakes cannot take every slot
     // from real clients forever: each one is bounded by the handshake timeout.
@@ -77,7 +83,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 warn!(error = %e, %peer, "could not set TCP_NOTSENT_LOWAT");
             }
         }
-        let task = http::serve_connection(tcp, peer, accepted, shared.clone(), permit);
+        let task = serve(tcp, peer, accepted, shared.clone(), permit);
         shared
             .life
             .spawn(task.instrument(info_span!("conn", %peer)));
@@ -88,7 +94,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 /// accepted skips it; any other (out of file descriptors, out of memory) pauses before the
 /// next try, since retrying at once would spin. Never fails: an accept loop never ends on
 /// an accept error. Cancel-safe.
-pub async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+pub(crate) async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
     loop {
         match listener.accept().await {
             Ok(conn) => return conn,

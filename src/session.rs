@@ -13,12 +13,10 @@ use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
-use crate::admission::SessionSlot;
 use crate::error::SessionEnd;
-use crate::http::OpenStream;
+use crate::generation::{RoutePlan, Shared};
 use crate::metrics::RouteMetrics;
 use crate::pump::{ClientStream, Http2Stream, Outcome, Pump, PumpConfig};
-use crate::state::{RoutePlan, Shared};
 
 /// Who and what a session connects, for its log line.
 pub struct SessionInfo {
@@ -26,15 +24,11 @@ pub struct SessionInfo {
     pub client: SocketAddr,
     pub route: Arc<RoutePlan>,
     pub backend_addr: SocketAddr,
-    /// The session's place under the connection caps, given back when it ends.
-    pub slot: SessionSlot,
     /// `http/1.1` or `h2` (RFC 8441).
     pub protocol: &'static str,
     /// For an HTTP/2 session, the client's TCP socket (shared with the connection's other
     /// streams), for liveness to read its kernel's view of the client.
     pub transport: Option<Arc<OwnedFd>>,
-    /// Keeps the session's HTTP/2 connection from counting as idle while it runs.
-    pub stream: OpenStream,
 }
 
 /// Waits for hyper to hand over the upgraded connection, pumps, and logs the outcome.

@@ -10,7 +10,7 @@
 //! and the rest, read lossily as text, the reason.
 
 use libfuzzer_sys::fuzz_target;
-use wsgate::frame::close::{ClientClose, frame, parse};
+use wsgate::internals::{ClientClose, close_frame, parse_close};
 
 /// RFC 6455 §7.4.1-2 and the IANA "WebSocket Close Code Number Registry".
 fn may_be_sent(code: u16) -> bool {
@@ -40,7 +40,7 @@ fuzz_target!(|payload: &[u8]| {
             }
         }
     };
-    let got = parse(payload);
+    let got = parse_close(payload);
     assert_eq!(got, expected, "payload {payload:?}");
     if let ClientClose::Valid(Some(code)) = got {
         assert!(
@@ -55,7 +55,7 @@ fuzz_target!(|payload: &[u8]| {
     };
     let code = u16::from_be_bytes([*hi, *lo]);
     let reason = String::from_utf8_lossy(reason);
-    let sent = frame(Some(code), &reason);
+    let sent = close_frame(Some(code), &reason);
     assert_eq!(sent[0], 0x88, "FIN and opcode close");
     let len = usize::from(sent[1]);
     assert!(len <= 125, "control payload of {len}");
@@ -67,7 +67,7 @@ fuzz_target!(|payload: &[u8]| {
     // Only as much is cut as the 123 bytes left for the reason require.
     assert!(sent_reason.len() == reason.len() || sent_reason.len() > 123 - 4);
     if may_be_sent(code) {
-        assert_eq!(parse(body), ClientClose::Valid(Some(code)));
+        assert_eq!(parse_close(body), ClientClose::Valid(Some(code)));
     }
-    assert_eq!(frame(None, &reason), [0x88, 0]);
+    assert_eq!(close_frame(None, &reason), [0x88, 0]);
 });

@@ -13,8 +13,9 @@ use std::net::IpAddr;
 use hyper::HeaderMap;
 use hyper::header::{HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use wsgate::client_ip::{ClientIpHeader, TrustedProxies, resolve};
-use wsgate::fuzzing::{forwarded_for, parse_node, x_forwarded_for};
+use wsgate::internals::{
+    ClientIpHeader, TrustedProxies, forwarded_for, parse_node, resolve, x_forwarded_for,
+};
 
 fn headers<'a>(lines: impl Iterator<Item = &'a [u8]>) -> HeaderMap {
     let mut map = HeaderMap::new();

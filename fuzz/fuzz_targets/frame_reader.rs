@@ -8,7 +8,7 @@
 //! Input: byte 0 picks the limits, byte 1 seeds the cuts, the rest is the client's stream.
 
 use libfuzzer_sys::fuzz_target;
-use wsgate::frame::reader::{FrameLimits, FrameReader, Stop};
+use wsgate::internals::{FrameLimits, FrameReader, Stop};
 
 /// Frame limits to pick from, the extremes included (a frame must still fit a message).
 const SIZES: [u64; 8] = [0, 1, 125, 126, 1024, 65_536, 1 << 20, u64::MAX];
@@ -64,7 +64,7 @@ fn run(wire: &[u8], limits: &FrameLimits, mut next_len: impl FnMut() -> usize) -
             out.last_ping = Some(ping);
             waiting += 1;
         }
-        assert!(waiting <= wsgate::frame::pings::MAX_UNANSWERED);
+        assert!(waiting <= wsgate::internals::MAX_UNANSWERED_PINGS);
         if let Some(stop) = fed.stop {
             if let Stop::Closed(Some(code)) = stop {
                 assert!(

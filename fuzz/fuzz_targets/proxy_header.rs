@@ -17,7 +17,7 @@ use std::task::{Context, Poll, Waker};
 
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncRead, ReadBuf};
-use wsgate::proxy_protocol::{
+use wsgate::internals::{
     ProxyError, ProxyHeader, V1_MAX_LEN, V2_MAX_LEN, V2_SIGNATURE, read_header, v2_header,
 };
 
@@ -86,6 +86,7 @@ fn check_refusal(data: &[u8], e: &ProxyError) {
         }
         ProxyError::Malformed(_) => {}
         ProxyError::Io(e) => panic!("no I/O error can happen here: {e}"),
+        ProxyError::UnlistedSender(ip) => panic!("read_header checks no sender list: {ip}"),
     }
 }
 
@@ -93,7 +94,7 @@ fn check_refusal(data: &[u8], e: &ProxyError) {
 fn rewrite(first: u8, h: &ProxyHeader) -> Option<Vec<u8>> {
     let (src, dst) = (h.source?, h.destination?);
     if first == b'\r' {
-        return Some(v2_header(src, dst));
+        return Some(v2_header(src, dst).expect("addresses alone always fit a v2 header"));
     }
     let family = if src.is_ipv4() { "TCP4" } else { "TCP6" };
     let line = format!(
@@ -176,7 +177,7 @@ fuzz_target!(|input: &[u8]| {
 
     // What the gateway writes to a backend reads back as what it was made from.
     if let Some((src, dst)) = addresses(data) {
-        let written = v2_header(src, dst);
+        let written = v2_header(src, dst).expect("addresses alone always fit a v2 header");
         let (back, taken) = read(&written, || usize::MAX);
         let back = back.expect("the gateway's own v2 header reads back");
         assert_eq!(taken, written.len());

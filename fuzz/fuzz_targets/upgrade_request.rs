@@ -16,8 +16,8 @@ use hyper::header::{HeaderName, HeaderValue, SEC_WEBSOCKET_ACCEPT};
 use hyper::{HeaderMap, Method, Request, StatusCode, Version};
 use libfuzzer_sys::fuzz_target;
 use sha1::{Digest, Sha1};
-use wsgate::error::Reject;
-use wsgate::handshake::{Opening, accepted, check_upgrade, choose_subprotocol};
+use wsgate::internals::Reject;
+use wsgate::internals::{Opening, accepted, check_upgrade, choose_subprotocol};
 
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 

@@ -8,7 +8,7 @@
 //! Input: byte 0 seeds the cuts, the rest is the text.
 
 use libfuzzer_sys::fuzz_target;
-use wsgate::frame::utf8::{Utf8Stream, complete_prefix};
+use wsgate::internals::{Utf8Stream, complete_prefix};
 
 /// Where a check of `bytes` must stop: the length of its longest prefix that some valid
 /// UTF-8 text starts with. Only a byte that no valid continuation could follow is an error;

@@ -25,8 +25,7 @@ use percent_encoding::percent_decode_str;
 
 use super::AuthError;
 
-/// Prefix of a `Sec-WebSocket-Protocol` entry that carries a credential.
-pub const SUBPROTOCOL_PREFIX: &str = "bearer.";
+use crate::config::SUBPROTOCOL_PREFIX;
 
 /// A request that passed authentication: where its credential was, and who it names.
 /// Holds no part of the credential itself.
@@ -49,19 +48,15 @@ pub enum Carrier {
     Subprotocol { index: usize },
 }
 
-impl Credential {
-    /// The offered subprotocols left for negotiation: [`offered_subprotocols`] without
-    /// any `bearer.` entry. Such entries are credentials, never protocols, so they are
-    /// dropped even when this credential came from elsewhere.
-    ///
-    /// When the credential was the only entry offered, nothing is left; answering the
-    /// 101 without `Sec-WebSocket-Protocol` is then correct (RFC 6455 section 4.1).
-    pub fn remaining_subprotocols<'h>(
-        &self,
-        headers: &'h HeaderMap,
-    ) -> impl Iterator<Item = &'h str> + use<'h> {
-        offered_subprotocols(headers).filter(|entry| !entry.starts_with(SUBPROTOCOL_PREFIX))
-    }
+/// The offered subprotocols left for negotiation: [`offered_subprotocols`] without any
+/// `bearer.` entry. Such entries carry a credential (browsers cannot set headers on a
+/// WebSocket), never a protocol, so they are dropped whether or not the credential was
+/// taken from one of them.
+///
+/// When the credential was the only entry offered, nothing is left; answering the 101
+/// without `Sec-WebSocket-Protocol` is then correct (RFC 6455 section 4.1).
+pub fn negotiable_subprotocols(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    offered_subprotocols(headers).filter(|entry| !entry.starts_with(SUBPROTOCOL_PREFIX))
 }
 
 /// Every `Sec-WebSocket-Protocol` entry offered, in order: all the header's values split

@@ -26,7 +26,7 @@ use hyper::{Request, Uri};
 
 use crate::config::{AuthMode, Problem, Route};
 pub use admin::AdminTokens;
-pub use credential::{Carrier, Credential, offered_subprotocols};
+pub use credential::{Credential, negotiable_subprotocols};
 use jwt::JwtVerifier;
 use token::TokenSet;
 

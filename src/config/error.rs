@@ -20,13 +20,13 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub fn single(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn single(key: impl Into<String>, message: impl Into<String>) -> Self {
         let mut e = Self::default();
         e.push(key, message);
         e
     }
 
-    pub fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
             key: key.into(),
             message: message.into(),
@@ -34,7 +34,7 @@ impl ConfigError {
     }
 
     /// `Ok` if nothing was pushed.
-    pub fn into_result(self) -> Result<(), Self> {
+    pub(crate) fn into_result(self) -> Result<(), Self> {
         if self.problems.is_empty() {
             Ok(())
         } else {
@@ -43,24 +43,24 @@ impl ConfigError {
     }
 
     /// Adds one problem per `(index, message)`, keyed `key.index`.
-    pub fn push_indexed(&mut self, key: &str, problems: Vec<(usize, String)>) {
+    pub(crate) fn push_indexed(&mut self, key: &str, problems: Vec<(usize, String)>) {
         for (i, message) in problems {
             self.push(format!("{key}.{i}"), message);
         }
     }
 
-    pub fn extend(&mut self, other: Self) {
+    pub(crate) fn extend(&mut self, other: Self) {
         self.problems.extend(other.problems);
     }
 
     /// Converts figment's errors (one per bad key), naming where each value came from.
-    pub fn from_figment(err: figment::Error) -> Self {
+    pub(crate) fn from_figment(err: figment::Error) -> Self {
         Self::from_figment_under(err, "")
     }
 
     /// As [`Self::from_figment`], for an error from extracting the dotted key `under` alone
     /// (figment appends that key to the end of the error's path; it belongs in front).
-    pub fn from_figment_under(err: figment::Error, under: &str) -> Self {
+    pub(crate) fn from_figment_under(err: figment::Error, under: &str) -> Self {
         let prefix: Vec<String> = under
             .split('.')
             .filter(|s| !s.is_empty())

@@ -16,7 +16,6 @@ mod trust;
 pub mod units;
 mod validate;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,6 +24,7 @@ use figment::providers::{Format, Serialized, Yaml};
 use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, Problem};
+pub(crate) use route::SUBPROTOCOL_PREFIX;
 pub use route::{AuthMode, BackendList, JwtAlgorithm, JwtConfig, MessageType, Route, TokenSource};
 pub use sections::{
     Admin, ClientIpHeader, Limits, Liveness, Log, LogFormat, Probe, Readiness, Reload, Shutdown,
@@ -34,7 +34,7 @@ pub use units::{ByteSize, Rate};
 
 /// Where the binary looks for a config file when `--config` is not given; a missing file
 /// there is not an error.
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/wsgate/wsgate.yaml";
+pub(crate) const DEFAULT_CONFIG_PATH: &str = "/etc/wsgate/wsgate.yaml";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -126,7 +126,7 @@ pub enum ConfigFile {
 
 impl ConfigFile {
     /// `--config` if given, else [`DEFAULT_CONFIG_PATH`].
-    pub fn from_flag(flag: Option<PathBuf>) -> Self {
+    pub(crate) fn from_flag(flag: Option<PathBuf>) -> Self {
         match flag {
             Some(path) => Self::Explicit(path),
             None => Self::Default(PathBuf::from(DEFAULT_CONFIG_PATH)),
@@ -167,13 +167,6 @@ impl Config {
         let env = env::EnvLayer::over(&figment)?;
         figment = figment.merge(env);
         Ok(apply_overrides(figment, overrides))
-    }
-
-    /// The listen address, parsed (validation has checked it).
-    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.listen.parse().map_err(|_| {
-            ConfigError::single("listen", format!("{:?} is not host:port", self.listen))
-        })
     }
 
     /// The connect timeout that applies to `route`.

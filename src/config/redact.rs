@@ -37,7 +37,7 @@ pub fn is_secret_key(key: &str) -> bool {
 impl ConfigError {
     /// This error with every value under a secret key, as `values` holds it, hidden from
     /// the messages about that key.
-    pub fn redacted(mut self, values: &Figment) -> Self {
+    pub(crate) fn redacted(mut self, values: &Figment) -> Self {
         for problem in &mut self.problems {
             if !is_secret_key(&problem.key) {
                 continue;

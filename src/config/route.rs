@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use super::units;
 
+/// Prefix of a `Sec-WebSocket-Protocol` entry that carries a credential (browsers cannot
+/// set headers on a WebSocket); such an entry is never a route's subprotocol.
+pub(crate) const SUBPROTOCOL_PREFIX: &str = "bearer.";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {

@@ -166,13 +166,13 @@ pub struct Probe {
     pub path: String,
 }
 
-pub fn health_default() -> Probe {
+pub(crate) fn health_default() -> Probe {
     Probe {
         path: "/healthz".into(),
     }
 }
 
-pub fn ready_default() -> Probe {
+pub(crate) fn ready_default() -> Probe {
     Probe {
         path: "/readyz".into(),
     }

@@ -49,7 +49,7 @@ impl Default for Tls {
 
 impl Tls {
     /// Whether the listener speaks TLS at all.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.cert.is_some() || !self.certificates.is_empty()
     }
 }

@@ -136,7 +136,7 @@ pub mod optional_duration {
 
 /// `#[serde(with = "units::off")]` for optional settings: the value, or `off` (also
 /// `none`, `false`, or leaving the key out) for none.
-pub mod off {
+pub(crate) mod off {
     use super::*;
     use figment::value::Value;
 
@@ -248,7 +248,7 @@ impl ByteSize {
     }
 
     /// The size as a `usize`, saturating on targets where it would not fit.
-    pub fn as_usize(self) -> usize {
+    pub(crate) fn as_usize(self) -> usize {
         usize::try_from(self.0).unwrap_or(usize::MAX)
     }
 }

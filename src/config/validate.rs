@@ -76,7 +76,7 @@ const NOT_ZERO: &str = "0s is not allowed: must be longer than zero";
 
 impl Config {
     /// Every problem with this config, each naming its key and value.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let mut bad = ConfigError::default();
         if self.listen.parse::<SocketAddr>().is_err() {
             bad.push(
@@ -275,7 +275,7 @@ fn check_routes(bad: &mut ConfigError, routes: &[Route]) {
             }
         }
         for (j, proto) in route.subprotocols.iter().enumerate() {
-            if proto.starts_with(crate::auth::credential::SUBPROTOCOL_PREFIX) {
+            if proto.starts_with(super::route::SUBPROTOCOL_PREFIX) {
                 // The entry itself may be a credential: it is not repeated here.
                 bad.push(
                     key(&format!("subprotocols.{j}")),

@@ -31,14 +31,6 @@ impl UnansweredPings {
     pub fn clear(&mut self) {
         self.payloads = VecDeque::new();
     }
-
-    pub fn len(&self) -> usize {
-        self.payloads.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.payloads.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -51,11 +43,11 @@ mod tests {
         for i in 0..MAX_UNANSWERED + 5 {
             pings.push(vec![u8::try_from(i).unwrap()]);
         }
-        assert_eq!(pings.len(), MAX_UNANSWERED);
+        assert_eq!(pings.payloads.len(), MAX_UNANSWERED);
         let answered: Vec<u8> = std::iter::from_fn(|| pings.pop()).flatten().collect();
         let mut expected: Vec<u8> = (0..u8::try_from(MAX_UNANSWERED - 1).unwrap()).collect();
         expected.push(u8::try_from(MAX_UNANSWERED + 4).unwrap());
         assert_eq!(answered, expected);
-        assert!(pings.is_empty());
+        assert!(pings.payloads.is_empty());
     }
 }

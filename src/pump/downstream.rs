@@ -1,18 +1,21 @@
-//! Backend to client. The backend is read only when the writer is idle (one frame in flight
-//! per session, nothing queued). The read goes into a pooled buffer that leaves room in
+//! Everything sent to the client: backend data, and every control frame (pongs, pings,
+//! the close) the other parts queue, which always goes out ahead of the next data frame.
+//! The backend is read only when the writer is idle (one frame in flight per session,
+//! nothing queued). The read goes into a pooled buffer that leaves room in
 //! front for the frame header, so header and payload leave in one write. While a binary
 //! stream to a plain-TCP client runs in bulk (a read fills the whole buffer), the payload
 //! is spliced instead (see [`super::splice`]) and never enters the gateway; small messages
-//! stay with the two-syscall copy, which is cheaper for them than three splice calls. On text routes a read is sent up to its last complete character;
-//! the rest of a cut character (≤ 3 bytes) waits for the next read.
+//! stay with the two-syscall copy, which is cheaper for them than three splice calls. On
+//! text routes a read is sent up to its last complete character; the rest of a cut
+//! character (≤ 3 bytes) waits for the next read.
 
 use std::task::{Context, Poll, ready};
 
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::activity::Activity;
 use super::pool;
+use super::session_state::SessionState;
 use super::socket::{ClientStream, poll_read_drained};
 use super::splice::{self, Filled};
 use super::throttle::Throttle;
@@ -72,7 +75,7 @@ impl Downstream {
         backend: &mut TcpStream,
         writer: &mut ClientWriter,
         client: &mut C,
-        act: &Activity<'_>,
+        act: &SessionState<'_>,
         draining: bool,
     ) -> Poll<SessionEnd>
     where
@@ -138,7 +141,7 @@ impl Downstream {
         cx: &mut Context<'_>,
         backend: &TcpStream,
         writer: &mut ClientWriter,
-        act: &Activity<'_>,
+        act: &SessionState<'_>,
     ) -> Poll<Result<Read, SessionEnd>> {
         let mut buf = pool::take(HEADROOM + self.read_size);
         let start = HEADROOM - self.carry_len;

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::activity::Activity;
+use super::session_state::SessionState;
 use crate::tcp_info::SendProgress;
 
 /// What the pump should do after a wake-up.
@@ -83,7 +83,7 @@ impl LivenessTimer {
 
     /// The next instant at which [`Self::on_wake`] has something to decide. Waking
     /// earlier is harmless; data moving only pushes deadlines later.
-    pub fn next_wake(&self, act: &Activity<'_>) -> Instant {
+    pub fn next_wake(&self, act: &SessionState<'_>) -> Instant {
         let wake = match &self.outstanding {
             Some(o) => o.since + self.pong_timeout,
             None => self.next_ping,
@@ -103,7 +103,7 @@ impl LivenessTimer {
     }
 
     /// Decides at `now`, given what the session did and what the client shows.
-    pub fn on_wake(&mut self, now: Instant, act: &Activity<'_>, seen: Evidence) -> Tick {
+    pub fn on_wake(&mut self, now: Instant, act: &SessionState<'_>, seen: Evidence) -> Tick {
         if let Some(idle) = self.idle_timeout {
             if now >= act.data_at() + idle {
                 return Tick::Idle;
@@ -136,7 +136,7 @@ impl LivenessTimer {
 
 /// Whether a client that has not answered shows it is there all the same (see the module
 /// documentation).
-fn still_there(o: &Outstanding, act: &Activity<'_>, seen: &Evidence) -> bool {
+fn still_there(o: &Outstanding, act: &SessionState<'_>, seen: &Evidence) -> bool {
     match (o.seen.tcp, seen.tcp) {
         (Some(before), Some(now)) => {
             let reading = now.read_since(&before);

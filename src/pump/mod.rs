@@ -6,10 +6,10 @@
 //! [`pool`] only while bytes are in flight, so an idle session holds its small state and
 //! nothing else.
 
-mod activity;
 mod downstream;
 mod liveness;
 mod pool;
+mod session_state;
 mod socket;
 mod splice;
 mod throttle;
@@ -30,9 +30,9 @@ use crate::error::SessionEnd;
 use crate::frame::{FrameLimits, close};
 use crate::metrics::RouteMetrics;
 use crate::tcp_info;
-use activity::Activity;
 use downstream::Downstream;
 use liveness::{Evidence, LivenessTimer, Tick};
+use session_state::SessionState;
 pub use socket::{ClientStream, Http2Stream};
 use throttle::Throttle;
 use upstream::Upstream;
@@ -98,7 +98,7 @@ pub struct Pump<'m, C> {
     down: Downstream,
     writer: ClientWriter,
     timer: LivenessTimer,
-    act: Activity<'m>,
+    act: SessionState<'m>,
     close_timeout: Duration,
     draining: bool,
 }
@@ -136,7 +136,7 @@ where
             ),
             writer: ClientWriter::default(),
             timer: LivenessTimer::new(cfg.ping_interval, cfg.pong_timeout, cfg.idle_timeout, now),
-            act: Activity::new(now, metrics),
+            act: SessionState::new(now, metrics),
             close_timeout: cfg.close_timeout,
             draining: false,
         }

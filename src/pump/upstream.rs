@@ -11,8 +11,8 @@ use tokio::io::{AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::activity::Activity;
 use super::pool;
+use super::session_state::SessionState;
 use super::socket::{ClientStream, poll_read_drained};
 use super::throttle::Throttle;
 use crate::error::SessionEnd;
@@ -75,7 +75,7 @@ impl Upstream {
         cx: &mut Context<'_>,
         client: &mut C,
         backend: &mut TcpStream,
-        act: &Activity<'_>,
+        act: &SessionState<'_>,
     ) -> Poll<SessionEnd>
     where
         C: ClientStream,
@@ -97,7 +97,7 @@ impl Upstream {
         &mut self,
         cx: &mut Context<'_>,
         backend: &mut TcpStream,
-        act: &Activity<'_>,
+        act: &SessionState<'_>,
     ) -> Poll<Option<SessionEnd>> {
         if let Some(p) = &mut self.pending {
             while p.pos < p.end {
@@ -147,7 +147,7 @@ impl Upstream {
         &mut self,
         cx: &mut Context<'_>,
         client: &mut C,
-        act: &Activity<'_>,
+        act: &SessionState<'_>,
     ) -> Poll<Option<SessionEnd>> {
         let mut buf = pool::take(self.read_size);
         let n = if self.early.is_empty() {

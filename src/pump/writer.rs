@@ -7,8 +7,8 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use super::activity::Activity;
 use super::pool;
+use super::session_state::SessionState;
 use super::socket::ClientStream;
 use super::splice::SplicedFrame;
 use crate::frame::close::control_frame;
@@ -116,7 +116,7 @@ impl ClientWriter {
     }
 
     /// Starts the next control frame waiting, if any; whether one was started. Only when idle.
-    pub fn start_control(&mut self, act: &Activity<'_>) -> bool {
+    pub fn start_control(&mut self, act: &SessionState<'_>) -> bool {
         let frame = if let Some(close) = self.close.take() {
             Frame::Control(close)
         } else if let Some(payload) = self.pongs.pop() {
@@ -185,7 +185,7 @@ impl ClientWriter {
         &mut self,
         cx: &mut Context<'_>,
         client: &mut C,
-        act: &Activity<'_>,
+        act: &SessionState<'_>,
     ) -> Poll<io::Result<()>>
     where
         C: ClientStream,

@@ -5,7 +5,6 @@
 
 mod accept;
 mod certs;
-pub mod watch;
 
 use std::sync::Arc;
 
@@ -14,7 +13,7 @@ use rustls::crypto::ring;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ServerConfig, version};
 
-pub use accept::{AcceptError, ClientIdentity, Transport, accept, client_identity};
+pub use accept::{ClientIdentity, Transport, accept, client_identity};
 
 use crate::config::{ConfigError, Tls};
 

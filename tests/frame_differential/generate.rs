@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 
 use fastrand::Rng;
-use wsgate::frame::FrameLimits;
+use wsgate::internals::FrameLimits;
 
 mod defect;
 

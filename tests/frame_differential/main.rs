@@ -1,4 +1,4 @@
-//! Differential test of the client frame reader (`wsgate::frame::FrameReader`) against an
+//! Differential test of the client frame reader (`FrameReader`, reached through `wsgate::internals`) against an
 //! independent decoder, tungstenite's server-side `WebSocket`. Thousands of random client
 //! streams (mostly valid masked frames of every opcode, random sizes, fragmentation and
 //! masks; some with one defect: a reserved opcode, RSV bits, no mask, an oversized or
@@ -35,8 +35,8 @@ mod oracle;
 
 use fastrand::Rng;
 use oracle::Decoded;
-use wsgate::frame::FrameLimits;
-use wsgate::frame::reader::{FrameReader, Stop};
+use wsgate::internals::FrameLimits;
+use wsgate::internals::{FrameReader, Stop};
 
 const CASES: u64 = 20_000;
 
@@ -192,7 +192,7 @@ fn check(seed: u64, tally: &mut Tally) {
 
     // The gateway answers every ping in order, up to 16 waiting at once (a flood beyond is
     // coalesced into its newest): all of them, or some of them and the last.
-    if theirs.pings.len() <= wsgate::frame::pings::MAX_UNANSWERED {
+    if theirs.pings.len() <= wsgate::internals::MAX_UNANSWERED_PINGS {
         assert_eq!(ours.decoded.pings, theirs.pings, "pings; {}", why());
     }
     assert_eq!(

@@ -8,7 +8,7 @@ use fastrand::Rng;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::{Error, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
-use wsgate::frame::FrameLimits;
+use wsgate::internals::FrameLimits;
 
 /// What a decoder made of a stream.
 #[derive(Debug, Default, PartialEq, Eq)]

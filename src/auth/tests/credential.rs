@@ -4,7 +4,7 @@ use hyper::Request;
 use hyper::header::HeaderMap;
 
 use super::*;
-use crate::auth::Carrier;
+use crate::auth::credential::Carrier;
 use crate::auth::credential::Secret;
 
 const TOKENS: &str = "alpha-token,a+b/c=";
@@ -67,9 +67,9 @@ fn subprotocol_entry_is_reported_as_consumed() {
     let cred = request(&auth, "/vnc", &headers).unwrap();
     assert_eq!(cred.carrier, Carrier::Subprotocol { index: 1 });
     let map = header_map(&headers);
-    let offered: Vec<_> = crate::auth::offered_subprotocols(&map).collect();
+    let offered: Vec<_> = crate::auth::credential::offered_subprotocols(&map).collect();
     assert_eq!(offered[1], "bearer.alpha-token");
-    let left: Vec<_> = cred.remaining_subprotocols(&map).collect();
+    let left: Vec<_> = crate::auth::negotiable_subprotocols(&map).collect();
     assert_eq!(left, ["binary", "base64"]);
 }
 
@@ -83,7 +83,7 @@ fn subprotocol_index_counts_across_header_values() {
     let cred = request(&auth, "/vnc", &headers).unwrap();
     assert_eq!(cred.carrier, Carrier::Subprotocol { index: 2 });
     let map = header_map(&headers);
-    let left: Vec<_> = cred.remaining_subprotocols(&map).collect();
+    let left: Vec<_> = crate::auth::negotiable_subprotocols(&map).collect();
     assert_eq!(left, ["binary", "chat"]);
 }
 
@@ -97,7 +97,7 @@ fn bearer_entries_are_never_negotiable() {
     let cred = request(&auth, "/vnc", &headers).unwrap();
     assert_eq!(cred.carrier, Carrier::Header);
     let map = header_map(&headers);
-    let left: Vec<_> = cred.remaining_subprotocols(&map).collect();
+    let left: Vec<_> = crate::auth::negotiable_subprotocols(&map).collect();
     assert_eq!(left, ["binary"]);
 }
 

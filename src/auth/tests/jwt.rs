@@ -6,7 +6,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::json;
 
 use super::*;
-use crate::auth::Carrier;
+use crate::auth::credential::Carrier;
 
 fn valid_for_an_hour() -> Value {
     json!({ "sub": "alice", "exp": now() + 3600 })

@@ -3,12 +3,12 @@ use super::*;
 const PING: Duration = Duration::from_secs(30);
 const PONG: Duration = Duration::from_secs(10);
 
-fn setup(idle: Option<Duration>) -> (Instant, Activity<'static>, LivenessTimer) {
+fn setup(idle: Option<Duration>) -> (Instant, SessionState<'static>, LivenessTimer) {
     let metrics = Box::leak(Box::new(crate::metrics::Metrics::new().route("/")));
     let t0 = Instant::now();
     (
         t0,
-        Activity::new(t0, metrics),
+        SessionState::new(t0, metrics),
         LivenessTimer::new(PING, PONG, idle, t0),
     )
 }

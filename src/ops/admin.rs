@@ -17,8 +17,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{Instrument, debug, info_span};
 
-use crate::state::Shared;
-use crate::{listener, probes};
+use super::probes;
+use crate::generation::Shared;
+use crate::listener;
 
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 

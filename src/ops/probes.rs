@@ -5,7 +5,7 @@ use http_body_util::Full;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::state::Shared;
+use crate::generation::Shared;
 
 /// The response for a health or readiness probe at `path`, if it is one.
 pub fn probe<B>(req: &Request<B>, shared: &Shared) -> Option<Response<Full<Bytes>>> {

@@ -1,35 +1,31 @@
 //! One client TCP connection: the optional PROXY header, TLS, HTTP/1.1 (and HTTP/2 when
-//! on), probes, the upgrade request and the answer to it. Everything before the first
-//! complete request shares one deadline (`limits.handshake_timeout` from accept). A valid
-//! upgrade passes admission and connects the backend first, and only then is answered
-//! 101, so a refusal or a dead backend is an HTTP status, never a 101 followed by a close.
+//! on) until the client leaves, the connection is upgraded, or shutdown. Everything before
+//! the first complete request shares one deadline (`limits.handshake_timeout` from
+//! accept). Each request is answered by [`upgrade`]: a probe, the demo page, or an upgrade
+//! request.
 
 mod activity;
 mod builders;
+mod upgrade;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::Full;
+use hyper::Request;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, timeout_at};
 use tracing::debug;
 
-use crate::backend::{self, BackendError};
-use crate::error::Reject;
-use crate::session::{self, SessionInfo};
-use crate::state::{Generation, RoutePlan, Shared};
+use crate::generation::{Generation, Shared};
+use crate::proxy_protocol;
 use crate::tls::{self, ClientIdentity, Transport};
-use crate::{admission, client_ip, demo, handshake, probes, proxy_protocol};
 
 pub use activity::OpenStream;
 use activity::{Activity, Expiry};
@@ -168,7 +164,7 @@ impl Http<'_> {
             let shared = svc_shared.clone();
             let ends = ends.clone();
             let stream = svc_activity.request(req.version());
-            async move { Ok::<_, Infallible>(answer(req, ends, stream, &shared).await) }
+            async move { Ok::<_, Infallible>(upgrade::answer(req, ends, stream, &shared).await) }
         });
         // Both connection types end the same ways: on shutdown or when idle, finish what
         // is in flight; with no complete request by the deadline, drop the connection.
@@ -221,118 +217,4 @@ impl Http<'_> {
             debug!(error = %e, "http connection ended with an error");
         }
     }
-}
-
-/// Answers one request. `stream` counts it as open on its connection until it is
-/// answered, or, if it is upgraded, until its session ends.
-async fn answer(
-    mut req: Request<Incoming>,
-    ends: Endpoints,
-    stream: OpenStream,
-    shared: &Arc<Shared>,
-) -> Response<Full<Bytes>> {
-    if let Some(resp) = probes::probe(&req, shared) {
-        return resp;
-    }
-    if let Some(page) = shared.demo_page.then(|| demo::page(&req)).flatten() {
-        return page;
-    }
-    let generation = shared.current();
-    // The real client: forwarded headers count only when the connection is from a trusted proxy.
-    let ip = client_ip::resolve(ends.client.ip(), req.headers(), &generation.trusted);
-    let client = SocketAddr::new(
-        ip,
-        if ip == ends.client.ip() {
-            ends.client.port()
-        } else {
-            0
-        },
-    );
-    match upgrade(&mut req, client, &ends, stream, &generation, shared).await {
-        Ok(resp) => resp,
-        Err(reject) => {
-            shared.metrics.rejected(&reject);
-            debug!(
-                reason = reject.reason(),
-                status = reject.status().as_u16(),
-                %client,
-                path = req.uri().path(),
-                error = %reject,
-                "upgrade refused"
-            );
-            reject.into_response(req.version())
-        }
-    }
-}
-
-/// Admits the request, connects the backend, spawns the session and returns the 101.
-async fn upgrade(
-    req: &mut Request<Incoming>,
-    client: SocketAddr,
-    ends: &Endpoints,
-    stream: OpenStream,
-    generation: &Generation,
-    shared: &Arc<Shared>,
-) -> Result<Response<Full<Bytes>>, Reject> {
-    let route = generation
-        .route(req.uri().path())
-        .ok_or(Reject::NotFound)?
-        .clone();
-    let opening = handshake::check_upgrade(req)?;
-    if shared.life.is_stopping() {
-        return Err(Reject::Draining);
-    }
-    let who = admission::Client {
-        ip: client.ip(),
-        identity: ends.identity.as_deref(),
-    };
-    let admitted = admission::admit(req, &route, who, generation, &shared.caps)?;
-    let started = Instant::now();
-    let backend = connect_backend(&route, client, ends.local)
-        .await
-        .inspect_err(|e| shared.metrics.backend_connect_failed(e))?;
-    shared
-        .metrics
-        .backend_connected(started.elapsed().as_secs_f64());
-    let id = shared.next_id();
-    let info = SessionInfo {
-        id,
-        client,
-        route,
-        backend_addr: backend.addr,
-        slot: admitted.slot,
-        protocol: opening.protocol(),
-        transport: (req.version() == hyper::Version::HTTP_2)
-            .then(|| ends.transport.clone())
-            .flatten(),
-        stream,
-    };
-    let on_upgrade = hyper::upgrade::on(req);
-    let session = session::run(on_upgrade, backend.stream, info, shared.clone());
-    shared.life.spawn(session);
-    Ok(handshake::accepted(&opening, admitted.protocol))
-}
-
-/// Connects the route's backend and, if the route asks for it, tells it who the client is
-/// with a PROXY v2 header before any client byte.
-async fn connect_backend(
-    route: &RoutePlan,
-    client: SocketAddr,
-    local: SocketAddr,
-) -> Result<backend::Backend, Reject> {
-    let mut backend = backend::connect(&route.backends, route.connect_timeout).await?;
-    if route.backend_proxy_protocol {
-        let sent = match proxy_protocol::v2_header(client, local) {
-            Ok(header) => backend.stream.write_all(&header).await,
-            Err(e) => Err(e),
-        };
-        if let Err(source) = sent {
-            return Err(BackendError::Connect {
-                addr: backend.addr.to_string(),
-                source,
-            }
-            .into());
-        }
-    }
-    Ok(backend)
 }

@@ -2,11 +2,9 @@
 //! an HTTP status the client can act on. Client certificate names, Origin, the client's
 //! own new-session rate, concurrent-session caps, credentials, the subprotocol, and last
 //! the global new-session rate, so that only clients admitted on every other count spend
-//! everybody's budget. The backend is connected only after all of them pass.
-
-mod caps;
-mod origin;
-mod rate;
+//! everybody's budget. The backend is connected only after all of them pass. The rules
+//! themselves are built with each config generation ([`crate::policy`]); this module
+//! only applies them.
 
 use std::net::IpAddr;
 
@@ -14,14 +12,11 @@ use hyper::Request;
 use hyper::header::{HeaderValue, ORIGIN};
 use tracing::debug;
 
-pub use caps::{CapRefusal, SessionCaps, SessionSlot};
-pub use origin::{OriginCheck, OriginPolicy};
-pub use rate::{RateLimits, RateRefusal};
-
 use crate::client_ip::ipv6_prefix_key;
 use crate::error::Reject;
+use crate::generation::{Generation, RoutePlan};
 use crate::handshake;
-use crate::state::{Generation, RoutePlan};
+use crate::policy::{CapRefusal, OriginCheck, RateRefusal, SessionCaps, SessionSlot};
 
 /// What passing admission yields: the session's slot under the caps and its subprotocol.
 pub struct Admitted {

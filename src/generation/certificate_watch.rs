@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::time::sleep;
 use tracing::{debug, info};
 
-use crate::state::Shared;
+use super::Shared;
 
 /// The certificate-related files of the current config, with their contents.
 fn snapshot(shared: &Shared) -> Vec<(PathBuf, Option<Vec<u8>>)> {

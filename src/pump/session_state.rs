@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::metrics::RouteMetrics;
 
-pub struct Activity<'m> {
+pub struct SessionState<'m> {
     start: Instant,
     /// The route's counters: bytes and messages are added as they move.
     metrics: &'m RouteMetrics,
@@ -24,7 +24,7 @@ pub struct Activity<'m> {
     bytes_down: AtomicU64,
 }
 
-impl<'m> Activity<'m> {
+impl<'m> SessionState<'m> {
     pub fn new(start: Instant, metrics: &'m RouteMetrics) -> Self {
         Self {
             start,

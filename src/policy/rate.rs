@@ -81,17 +81,17 @@ impl RateLimits {
             limiter.shrink_to_fit();
         }
     }
-
-    /// Clients currently tracked.
-    pub fn tracked_clients(&self) -> usize {
-        self.per_client.as_ref().map_or(0, |l| l.len())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    /// Clients currently tracked.
+    fn tracked_clients(rl: &RateLimits) -> usize {
+        rl.per_client.as_ref().map_or(0, |l| l.len())
+    }
 
     fn limits(per_ip: &str, burst: u32) -> Limits {
         Limits {
@@ -139,9 +139,9 @@ mod tests {
             rl.check_client(IpAddr::V4(Ipv4Addr::new(198, 51, 100, i)))
                 .unwrap();
         }
-        assert_eq!(rl.tracked_clients(), 200);
+        assert_eq!(tracked_clients(&rl), 200);
         std::thread::sleep(Duration::from_millis(20)); // 1000/s refills a burst of 1 in 1 ms
         rl.prune();
-        assert_eq!(rl.tracked_clients(), 0);
+        assert_eq!(tracked_clients(&rl), 0);
     }
 }

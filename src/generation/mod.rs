@@ -1,5 +1,5 @@
-//! What connections read: the current [`Generation`] (everything built from one config,
-//! swapped whole on reload) and what outlives reloads (session caps, metrics, health, the
+//! The config generation and its replacement. What connections read: the current
+//! [`Generation`] (everything built from one config, swapped whole on reload) and what outlives reloads (session caps, metrics, health, the
 //! lifecycle, connection ids). A connection takes the generation current when it arrives;
 //! a session keeps the route plan it started with until it ends.
 //!
@@ -10,6 +10,8 @@
 //! included, stays as the last good config built it, so a broken token or key file
 //! never holds back a renewed certificate.
 
+pub mod certificate_watch;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,13 +20,13 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tracing::{error, info};
 
-use crate::admission::{OriginPolicy, RateLimits, SessionCaps};
 use crate::auth::{AdminTokens, Authenticator};
 use crate::client_ip::TrustedProxies;
 use crate::config::{Config, ConfigError, Limits, Route};
 use crate::health::Health;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::{Metrics, RouteMetrics};
+use crate::policy::{OriginPolicy, RateLimits, SessionCaps};
 use crate::pump::PumpConfig;
 use crate::tls::{self, TlsSetup};
 
