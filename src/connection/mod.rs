@@ -64,25 +64,14 @@ pub async fn serve_connection(
     // deadline, so a client slow at every step is still dropped on time.
     let deadline = accepted + generation.cfg.limits.handshake_timeout;
     let activity = Activity::new(pending);
-    let mut client = peer;
-    if generation.cfg.proxy_protocol {
-        let read = timeout_at(
-            deadline,
-            proxy_protocol::read_header_from(peer.ip(), &generation.proxy_senders, &mut tcp),
-        )
-        .await;
-        match read {
-            Ok(Ok(header)) => client = header.client_or(peer),
-            Ok(Err(e)) => {
-                shared.metrics.proxy_header_error();
-                return debug!(error = %e, "dropped: bad PROXY protocol header");
-            }
-            Err(_) => {
-                shared.metrics.proxy_header_error();
-                return debug!("dropped: no PROXY protocol header in time");
-            }
+    let client = if generation.cfg.proxy_protocol {
+        match read_proxy_header(&mut tcp, peer, deadline, &generation, &shared).await {
+            Some(client) => client,
+            None => return,
         }
-    }
+    } else {
+        peer
+    };
     let http = Http {
         generation: &generation,
         shared: &shared,
@@ -127,6 +116,35 @@ pub async fn serve_connection(
         Err(e) => {
             shared.metrics.tls_handshake_failed();
             debug!(error = %e, %client, "dropped: TLS handshake");
+        }
+    }
+}
+
+/// The client a PROXY header names (its source, or `peer` for `UNKNOWN`/`LOCAL`); `None`,
+/// counted and logged, when the header is bad, late, or from a peer not allowed to send one.
+async fn read_proxy_header(
+    tcp: &mut TcpStream,
+    peer: SocketAddr,
+    deadline: Instant,
+    generation: &Generation,
+    shared: &Shared,
+) -> Option<SocketAddr> {
+    let senders = &generation.proxy_senders;
+    let read = timeout_at(
+        deadline,
+        proxy_protocol::read_header_from(peer.ip(), senders, tcp),
+    );
+    match read.await {
+        Ok(Ok(header)) => Some(header.client_or(peer)),
+        Ok(Err(e)) => {
+            shared.metrics.proxy_header_error();
+            debug!(error = %e, "dropped: bad PROXY protocol header");
+            None
+        }
+        Err(_) => {
+            shared.metrics.proxy_header_error();
+            debug!("dropped: no PROXY protocol header in time");
+            None
         }
     }
 }
