@@ -273,23 +273,29 @@ async fn a_refused_reload_never_echoes_a_misplaced_secret() {
     assert!(!rest.contains(SECRET), "a secret echoed:\n{rest}");
 }
 
+/// The WebSocket URL the demo prints in its banner.
+async fn demo_url(stdout: &mut Lines) -> String {
+    let banner = stdout
+        .wait_for("demo banner", |l| l.starts_with("wsgate demo: ws://"))
+        .await;
+    banner
+        .strip_prefix("wsgate demo: ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no url in {banner}"))
+        .to_string()
+}
+
 #[tokio::test]
 async fn demo_echoes_then_exits_zero_on_sigterm() {
     let mut demo = Running::start(wsgate(&["demo", "--listen", "127.0.0.1:0"]));
     let mut stdout = demo.stdout();
     let mut stderr = demo.stderr();
-    let banner = stdout
-        .wait_for("demo banner", |l| l.starts_with("wsgate demo: ws://"))
-        .await;
-    let url = banner
-        .strip_prefix("wsgate demo: ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no url in {banner}"));
-    assert!(url.starts_with("ws://127.0.0.1:"), "{banner}");
-    assert!(url.ends_with('/'), "{banner}");
-    assert!(!url.starts_with("ws://127.0.0.1:0/"), "{banner}");
+    let url = demo_url(&mut stdout).await;
+    assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
+    assert!(url.ends_with('/'), "{url}");
+    assert!(!url.starts_with("ws://127.0.0.1:0/"), "{url}");
 
-    let mut ws = connect(url).await;
+    let mut ws = connect(&url).await;
     send_binary(&mut ws, b"hello demo").await;
     assert_eq!(
         next_data(&mut ws).await,
@@ -517,15 +523,9 @@ async fn a_closed_stderr_does_not_crash_the_gateway() {
     let mut demo = Running::start(wsgate(&["demo", "--listen", "127.0.0.1:0"]));
     demo.close_stderr();
     let mut stdout = demo.stdout();
-    let banner = stdout
-        .wait_for("demo banner", |l| l.starts_with("wsgate demo: ws://"))
-        .await;
-    let url = banner
-        .strip_prefix("wsgate demo: ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no url in {banner}"));
+    let url = demo_url(&mut stdout).await;
     // A session logs as it ends; the gateway must still answer.
-    let mut ws = connect(url).await;
+    let mut ws = connect(&url).await;
     send_binary(&mut ws, b"still up").await;
     assert_eq!(next_data(&mut ws).await, Message::binary(&b"still up"[..]));
     drop(ws);

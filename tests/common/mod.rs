@@ -370,23 +370,6 @@ pub fn check_pattern(seed: u64, offset: u64, got: &[u8]) {
 /// Completes the upgrade by hand and returns the socket, past the 101 response head.
 pub async fn raw_upgrade(gw: &Gateway) -> TcpStream {
     let mut sock = TcpStream::connect(gw.addr).await.unwrap();
-    sock.write_all(upgrade_request("/", "").as_bytes())
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            sock.read(&mut byte).await.unwrap(),
-            1,
-            "closed during handshake"
-        );
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    wire::upgrade(&mut sock).await;
     sock
 }
