@@ -66,6 +66,13 @@ impl Load {
         }
     }
 
+    /// How long after the start the load is steady: every idle session has been replaced
+    /// once and the bulk sessions have turned over twice, so the allocator has reached
+    /// its working size. Growth before this is warm-up.
+    pub fn settle(&self) -> Duration {
+        self.idle_life.1 + 2 * self.bulk_life
+    }
+
     /// Tiny, for the smoke run.
     pub fn smoke() -> Self {
         Self {

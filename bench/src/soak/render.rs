@@ -15,18 +15,16 @@ use crate::results::median;
 
 /// Growth of the gateway's RSS per minute, in KiB, below which it is called flat. A leak
 /// of one allocation per session (malloc's smallest chunk is 32 bytes) at the mixed load's
-/// rate (about 24,000 churn cycles a minute, 40,000 sessions a minute in all) grows RSS
-/// by at least 1,200 KiB a minute; 64 KiB a minute is 3.75 MiB an hour, which a day's
-/// operation would notice; the noise of the regression over 10 minutes is well below.
+/// rate (about 25,000 sessions a minute) grows RSS by about 750 KiB a minute, over ten
+/// times this; 64 KiB a minute is under 4 MiB an hour, 90 MiB a day.
 pub const FLAT_RSS_KIB_PER_MIN: f64 = 64.0;
 /// Growth of the gateway's open files per minute below which they are called flat: one
 /// descriptor leaked in a minute's tens of thousands of sessions would show; the count at
 /// any instant varies by the sessions in flight, so the regression's noise is a fraction
 /// of this. The count after the load (every session closed) must also be back.
 pub const FLAT_FDS_PER_MIN: f64 = 1.0;
-/// The start of the series left out of the "after warm-up" growth: the allocator reaches
-/// its working size while the idle sessions open and the first bulk buffers are lent.
-const SETTLE: Duration = Duration::from_secs(120);
+/// Smallest chunk glibc's malloc hands out: what one leaked allocation costs at least.
+const SMALLEST_ALLOCATION: f64 = 32.0;
 
 /// The section of `soak`'s report: `ctx` says how and where it was run.
 pub fn section(
@@ -146,13 +144,20 @@ fn mixed_section(out: &mut String, run: &mixed::Run) {
         run.rss_before,
         peak
     );
+    let sessions_per_min = (run.churn_cycles + run.bulk_sessions + run.idle_sessions) as f64
+        / (run.duration.as_secs_f64() / 60.0);
     let _ = writeln!(
         out,
-        "\nFlat: growth after warm-up below {FLAT_RSS_KIB_PER_MIN} KiB/min for RSS (one leaked \
-         allocation per session at this load would be well over 1,000 KiB/min; 64 KiB/min is \
-         under 4 MiB an hour) and below {FLAT_FDS_PER_MIN} file/min for open files, with the \
-         sockets and other files (pipes aside) back to their count from before the load. \
-         The ± is two standard errors of the slope."
+        "\nFlat: growth after warm-up (every idle session replaced at least once) below \
+         {FLAT_RSS_KIB_PER_MIN} KiB/min for RSS, and below {FLAT_FDS_PER_MIN} file/min for \
+         open files with the sockets and other files (pipes aside) back to their count from \
+         before the load. At this run's {} sessions a minute, one leaked {SMALLEST_ALLOCATION}-byte \
+         allocation per session would grow RSS by {} KiB/min, one leaked descriptor per \
+         10,000 sessions the open files by {} a minute. The ± is two standard errors of the \
+         slope.",
+        num(sessions_per_min),
+        num(sessions_per_min * SMALLEST_ALLOCATION / 1024.0),
+        num(sessions_per_min / 10_000.0),
     );
     samples_table(out, "Every sample", &run.samples);
 }
@@ -184,7 +189,7 @@ fn cpu_line(out: &mut String, samples: &[Sample]) {
 type Series = (&'static str, fn(&Sample) -> f64, Option<f64>);
 
 fn growth_table(out: &mut String, run: &mixed::Run) {
-    let settle = SETTLE.min(run.duration / 5).as_secs_f64();
+    let settle = run.load.settle().min(run.duration / 2).as_secs_f64();
     let _ = writeln!(
         out,
         "\n| series | first | lowest | highest | last | growth/min, all samples | growth/min \
