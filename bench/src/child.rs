@@ -16,6 +16,8 @@ use anyhow::{Context, Result, anyhow};
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 
+use crate::gatewaylog::GatewayLog;
+
 /// How long a child may take to say where it listens.
 const START_PATIENCE: Duration = Duration::from_secs(10);
 /// Lines of a child's output kept to explain a failure.
@@ -27,6 +29,8 @@ pub struct Middle {
     pub addr: SocketAddr,
     /// The gateway's admin listener (`/metrics`), if it was given one.
     pub admin: Option<SocketAddr>,
+    /// What its log has said about sessions (the gateway's; the proxy logs none).
+    pub log: GatewayLog,
     /// Held open: the proxy exits when its stdin ends, so it cannot outlive this process
     /// even if this process is killed.
     _stdin: Option<ChildStdin>,
@@ -105,14 +109,15 @@ impl Middle {
             pid,
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             admin: None,
+            log: GatewayLog::default(),
             _stdin: stdin,
         };
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let (tx, rx) = oneshot::channel();
-        let tail2 = tail.clone();
+        let (tail2, log) = (tail.clone(), middle.log.clone());
         thread::Builder::new()
             .name("bench-childlog".into())
-            .spawn(move || drain(output, parse, tx, &tail2))
+            .spawn(move || drain(output, parse, tx, &tail2, &log))
             .context("cannot start the output reader")?;
         let found = timeout(START_PATIENCE, rx).await;
         match found {
@@ -135,16 +140,19 @@ impl Middle {
     }
 }
 
-/// Reads `output` to its end: reports the listening address once, keeps the last lines.
+/// Reads `output` to its end: reports the listening address once, keeps the last lines,
+/// and shows every line to `log`.
 fn drain(
     output: impl Read,
     parse: Parse,
     tx: oneshot::Sender<Listening>,
     tail: &Mutex<VecDeque<String>>,
+    log: &GatewayLog,
 ) {
     let mut tx = Some(tx);
     for line in BufReader::new(output).lines() {
         let Ok(line) = line else { return };
+        log.note(&line);
         if tx.is_some() {
             if let Some(addr) = parse(&line) {
                 if let Some(tx) = tx.take() {

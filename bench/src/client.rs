@@ -228,20 +228,19 @@ impl Conn {
     }
 
     /// Holds the connection open and quiet until `until`, answering every ping the gateway
-    /// sends, as a live client does; returns how many it answered. Fails if the connection
-    /// ends (the gateway dropped it) or data arrives that nobody asked for.
-    pub async fn hold(&mut self, until: tokio::time::Instant) -> Result<u64> {
-        let mut answered = 0;
+    /// sends, as a live client does, and counting them in `answered`. Fails if the
+    /// connection ends (the gateway dropped it) or data arrives that nobody asked for.
+    pub async fn hold(&mut self, until: tokio::time::Instant, answered: &mut u64) -> Result<()> {
         loop {
             let event = tokio::select! {
                 // Cancel-safe: the reader keeps what it read between calls.
                 event = self.reader.next(&mut self.sock) => event?,
-                () = tokio::time::sleep_until(until) => return Ok(answered),
+                () = tokio::time::sleep_until(until) => return Ok(()),
             };
             match event {
                 Event::Ping(payload) => {
                     self.pong(payload).await?;
-                    answered += 1;
+                    *answered += 1;
                 }
                 Event::Data(_) => bail!("data arrived on a quiet connection"),
                 Event::Close => bail!("the gateway closed the connection (close frame)"),

@@ -17,6 +17,7 @@
 mod backend;
 mod child;
 mod client;
+mod gatewaylog;
 mod plan;
 mod procfs;
 mod proxy;
@@ -91,6 +92,11 @@ struct Cli {
     /// does not allow them]
     #[arg(long, value_name = "N")]
     liveness_sessions: Option<usize>,
+
+    /// Sessions the liveness soak opens per second [default: 64 at a time, as fast as
+    /// they open]; its report section is then `soak-liveness-paced`
+    #[arg(long, value_name = "PER_SECOND")]
+    liveness_open_rate: Option<f64>,
 
     /// Extra environment for the gateway, e.g. `WSGATE_LIMITS__READ_BUFFER_SIZE=4KiB`
     /// (repeatable; named in the report). Without it the gateway runs its defaults.
@@ -273,7 +279,7 @@ fn bench(cli: &Cli) -> Result<bool> {
         let text = soak::section(done.soak, &done.ctx, &done.outcome, plan.smoke);
         println!("{text}");
         if let Some(out) = &cli.out {
-            report::write_section(out, &done.soak.to_string(), &text)?;
+            report::write_section(out, &soak::section_name(done.soak, &plan.soak), &text)?;
             eprintln!("{} written to {}", done.soak, out.display());
         }
         let problem = match &done.outcome {

@@ -127,12 +127,19 @@ fn soak_options(cli: &Cli, soaks: &[Soak], notes: &mut Vec<String>) -> Result<so
         minutes(cli.soak_minutes, "--soak-minutes")?,
         minutes(cli.liveness_minutes, "--liveness-minutes")?,
     );
+    if let Some(rate) = cli.liveness_open_rate {
+        ensure!(
+            rate > 0.0 && rate.is_finite(),
+            "--liveness-open-rate {rate}: must be above 0"
+        );
+    }
     let opts = if cli.smoke {
         soak::Options {
             smoke: true,
             mixed: Duration::from_secs(3),
             hold: Duration::from_millis(1500),
             sessions: 20,
+            open_rate: cli.liveness_open_rate.map(|r| r.max(100.0)),
             every: Duration::from_millis(500),
         }
     } else {
@@ -141,6 +148,7 @@ fn soak_options(cli: &Cli, soaks: &[Soak], notes: &mut Vec<String>) -> Result<so
             mixed,
             hold,
             sessions: cli.liveness_sessions.unwrap_or(LIVENESS_SESSIONS),
+            open_rate: cli.liveness_open_rate,
             every: SOAK_SAMPLE,
         }
     };

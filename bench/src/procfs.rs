@@ -111,6 +111,19 @@ pub fn tcp_ext(name: &str) -> Option<u64> {
     values.split_whitespace().nth(i)?.parse().ok()
 }
 
+/// Packets the kernel dropped because a CPU's input backlog was full
+/// (`net.core.netdev_max_backlog`), all CPUs together, from /proc/net/softnet_stat. Loopback
+/// traffic passes through that backlog, so bursts of it are dropped there.
+pub fn backlog_drops() -> Option<u64> {
+    let text = fs::read_to_string("/proc/net/softnet_stat").ok()?;
+    text.lines()
+        .map(|l| {
+            let dropped = l.split_whitespace().nth(1)?;
+            u64::from_str_radix(dropped, 16).ok()
+        })
+        .sum()
+}
+
 /// This process's soft limit on open files, if /proc says.
 pub fn open_file_limit() -> Option<u64> {
     let limits = fs::read_to_string("/proc/self/limits").ok()?;

@@ -22,6 +22,7 @@ use tokio::time::{sleep, timeout};
 use crate::backend::{Backend, Kind};
 use crate::child::Middle;
 use crate::client::Proto;
+use crate::gatewaylog::GatewayLog;
 use crate::procfs::{self, CpuSnap, CpuUse};
 use crate::tls::Tls;
 
@@ -245,6 +246,14 @@ impl Setup {
     /// The gateway's admin listener, if it was started with one.
     pub fn admin(&self) -> Option<SocketAddr> {
         self.middle.as_ref().and_then(|m| m.admin)
+    }
+
+    /// What the gateway's log has said about sessions (empty for the other targets).
+    pub fn gateway_log(&self) -> GatewayLog {
+        self.middle
+            .as_ref()
+            .map(|m| m.log.clone())
+            .unwrap_or_default()
     }
 
     /// Bytes the backend's sinks have received.

@@ -15,6 +15,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use super::series::{Sample, Sampler};
 use crate::backend::Kind;
 use crate::client::{Conn, SMALL_BUFFER};
+use crate::gatewaylog::Ended;
 use crate::procfs::{CpuSnap, CpuUse};
 use crate::scenario::echo::message;
 use crate::scenario::idle::{self, PARALLEL};
@@ -57,8 +58,10 @@ pub struct Hold {
     /// Sessions the gateway ended during the hold, and the first one's error.
     pub dropped: usize,
     pub first_drop: Option<String>,
-    /// Sessions that, after the hold, still carried an echo.
+    /// Sessions that, after the hold, still carried an echo, and the first error of one
+    /// that did not.
     pub verified: usize,
+    pub first_unverified: Option<String>,
     pub hold_secs: f64,
     /// CPU use over the hold (the opening and verifying phases left out).
     pub cpu: CpuUse,
@@ -67,6 +70,13 @@ pub struct Hold {
     /// The gateway's counters at the start and end of the hold, and after verifying.
     pub metrics: Option<[Scraped; 3]>,
     pub samples: Vec<Sample>,
+    /// Machine-wide over the hold: packets dropped at a full input backlog, and TCP
+    /// connections ended by the kernel for unanswered probes or retransmissions.
+    pub backlog_drops: Option<u64>,
+    pub timed_out: Option<u64>,
+    /// The gateway's log: sessions closed by how they ended, first warnings and errors.
+    pub ended: Vec<(String, Ended)>,
+    pub notable: Vec<String>,
 }
 
 impl Hold {
@@ -81,14 +91,18 @@ impl Hold {
     }
 }
 
-/// `n` sessions held for `hold` with `liveness`, sampled every `every`, by a fresh gateway.
-pub async fn hold(
-    env: &Env,
-    n: usize,
-    hold: Duration,
-    every: Duration,
-    liveness: Liveness,
-) -> Result<Hold> {
+/// How one hold is run.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub sessions: usize,
+    pub hold: Duration,
+    pub every: Duration,
+    /// Sessions opened per second; `None`: 64 at a time, as fast as they open.
+    pub open_rate: Option<f64>,
+}
+
+/// Sessions held as `shape` says with `liveness`, by a fresh gateway.
+pub async fn hold(env: &Env, shape: Shape, liveness: Liveness) -> Result<Hold> {
     let extra = [
         ("WSGATE_ADMIN__LISTEN", "127.0.0.1:0"),
         ("WSGATE_LIVENESS__PING_INTERVAL", liveness.ping_interval),
@@ -96,23 +110,27 @@ pub async fn hold(
     ]
     .map(|(k, v)| (k.to_string(), v.to_string()));
     let setup = Setup::start(env, Target::Gateway, Kind::Echo, &extra).await?;
-    let outcome = hold_on(&setup, n, hold, every, liveness).await;
+    let outcome = hold_on(&setup, shape, liveness).await;
     setup.finish().await?;
     outcome
 }
 
-async fn hold_on(
-    setup: &Setup,
-    n: usize,
-    hold: Duration,
-    every: Duration,
-    liveness: Liveness,
-) -> Result<Hold> {
+async fn hold_on(setup: &Setup, shape: Shape, liveness: Liveness) -> Result<Hold> {
+    let Shape {
+        sessions: n,
+        hold,
+        every,
+        open_rate,
+    } = shape;
     let pid = setup.pid().context("the gateway has no PID")?;
     let mut warm = Conn::open(setup.addr, &setup.proto, SMALL_BUFFER).await?;
     warm.echo(&message(0)).await?;
     warm.close().await?;
-    let conns = idle::echo_all(idle::open_all(setup, n).await?).await?;
+    let opened = match open_rate {
+        Some(rate) => open_paced(setup, n, rate).await?,
+        None => idle::open_all(setup, n).await?,
+    };
+    let conns = idle::echo_all(opened).await?;
     let scrape = || async {
         match setup.admin() {
             Some(admin) => scrape::metrics(admin).await.map(Some),
@@ -132,12 +150,13 @@ async fn hold_on(
     for mut conn in conns {
         let (holding, pongs) = (holding.clone(), pongs.clone());
         tasks.spawn(async move {
-            let held = conn.hold(until).await;
-            match &held {
-                Ok(answered) => pongs.fetch_add(*answered, Ordering::Relaxed),
-                Err(_) => holding.fetch_sub(1, Ordering::Relaxed),
-            };
-            held.map(|_| conn)
+            let mut answered = 0;
+            let held = conn.hold(until, &mut answered).await;
+            pongs.fetch_add(answered, Ordering::Relaxed);
+            if held.is_err() {
+                holding.fetch_sub(1, Ordering::Relaxed);
+            }
+            held.map(|()| conn)
         });
     }
     loop {
@@ -152,6 +171,7 @@ async fn hold_on(
     }
     let cpu = CpuSnap::take(Some(pid)).since(&cpu_start);
     let hold_secs = sampler.start().elapsed().as_secs_f64();
+    let (backlog_drops, timed_out) = sampler.totals();
     let metrics_end = scrape().await?;
 
     let (mut held, mut first_drop) = (Vec::with_capacity(n), None);
@@ -169,9 +189,12 @@ async fn hold_on(
     .await
     .context("the holding tasks did not end after the hold")??;
     let dropped = n - held.len();
-    let (verified, still_open) = verify(held).await?;
+    let (verified, first_unverified, still_open) = verify(held).await?;
     // Scraped while the verified sessions are still open, so the gateway counts them.
     let metrics_after = scrape().await?;
+    // Read before the sessions close, so their closing is not part of it.
+    let log = setup.gateway_log();
+    let (ended, notable) = (log.ended(), log.notable());
     drop(still_open);
     Ok(Hold {
         liveness,
@@ -179,6 +202,7 @@ async fn hold_on(
         dropped,
         first_drop,
         verified,
+        first_unverified,
         hold_secs,
         cpu,
         pongs: pongs.load(Ordering::Relaxed),
@@ -187,12 +211,33 @@ async fn hold_on(
             _ => None,
         },
         samples: sampler.samples,
+        backlog_drops,
+        timed_out,
+        ended,
+        notable,
     })
 }
 
-/// One more echo on each connection, [`PARALLEL`] at a time; how many carried it, and the
-/// connections, still open.
-async fn verify(conns: Vec<Conn>) -> Result<(usize, Vec<Conn>)> {
+/// Opens `n` connections at `rate` a second, each in its own task.
+async fn open_paced(setup: &Setup, n: usize, rate: f64) -> Result<Vec<Conn>> {
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let start = Instant::now();
+    let mut tasks = JoinSet::new();
+    for i in 0..n {
+        sleep_until(start + period.mul_f64(i as f64)).await;
+        let (addr, proto) = (setup.addr, setup.proto.clone());
+        tasks.spawn(async move { Conn::open(addr, &proto, SMALL_BUFFER).await });
+    }
+    let mut conns = Vec::with_capacity(n);
+    while let Some(opened) = tasks.join_next().await {
+        conns.push(opened.context("an opening task panicked")??);
+    }
+    Ok(conns)
+}
+
+/// One more echo on each connection, [`PARALLEL`] at a time: how many carried it, the
+/// first error of one that did not, and the connections, still open.
+async fn verify(conns: Vec<Conn>) -> Result<(usize, Option<String>, Vec<Conn>)> {
     let mut groups: Vec<Vec<Conn>> = (0..PARALLEL).map(|_| Vec::new()).collect();
     for (i, conn) in conns.into_iter().enumerate() {
         groups[i % PARALLEL].push(conn);
@@ -200,29 +245,37 @@ async fn verify(conns: Vec<Conn>) -> Result<(usize, Vec<Conn>)> {
     let mut tasks = JoinSet::new();
     for (g, mut group) in groups.into_iter().enumerate() {
         tasks.spawn(async move {
-            let mut ok = 0;
+            let (mut ok, mut first_error) = (0, None);
             for (i, conn) in group.iter_mut().enumerate() {
                 let seq = (1 << 63) | ((g as u64) << 32) | i as u64;
-                if let Ok(Ok(())) = timeout(PATIENCE, conn.echo(&message(seq))).await {
-                    ok += 1;
+                match timeout(PATIENCE, conn.echo(&message(seq))).await {
+                    Ok(Ok(())) => ok += 1,
+                    Ok(Err(e)) => {
+                        first_error.get_or_insert_with(|| format!("{e:#}"));
+                    }
+                    Err(_) => {
+                        first_error.get_or_insert_with(|| format!("no echo within {PATIENCE:?}"));
+                    }
                 }
             }
-            (ok, group)
+            (ok, first_error, group)
         });
     }
-    let (mut verified, mut conns) = (0, Vec::new());
+    let (mut verified, mut first_error, mut conns) = (0, None, Vec::new());
     while let Some(joined) = tasks.join_next().await {
-        let (ok, group) = joined.context("a verifying task panicked")?;
+        let (ok, error, group) = joined.context("a verifying task panicked")?;
         verified += ok;
+        first_error = first_error.or(error);
         conns.extend(group);
     }
-    Ok((verified, conns))
+    Ok((verified, first_error, conns))
 }
 
 /// Both holds of one liveness soak, pinging first.
 pub struct Run {
     pub sessions: usize,
     pub hold: Duration,
+    pub open_rate: Option<f64>,
     pub pinging: Hold,
     pub quiet: Hold,
 }

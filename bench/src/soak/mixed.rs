@@ -16,6 +16,7 @@ use super::load::{Failed, Failures, Kind, OpenCount, OpenSession};
 use super::series::{Sample, Sampler};
 use crate::backend::{self, ROLE_ECHO, ROLE_SINK, ROLE_SOURCE};
 use crate::client::{BULK_BUFFER, Conn, SMALL_BUFFER};
+use crate::gatewaylog::Ended;
 use crate::procfs::{self, FdKinds};
 use crate::scenario::echo::message;
 use crate::scenario::{Env, Setup, Target};
@@ -109,6 +110,9 @@ pub struct Run {
     pub failures: Vec<Failed>,
     /// The gateway's own counters at the end.
     pub metrics: Option<Scraped>,
+    /// The gateway's log: sessions closed by how they ended, first warnings and errors.
+    pub ended: Vec<(String, Ended)>,
+    pub notable: Vec<String>,
 }
 
 /// Counts of what the load did, shared by its workers.
@@ -216,6 +220,8 @@ async fn drive(setup: &Setup, load: Load, duration: Duration, every: Duration) -
         bytes_down: done.down_bytes.load(Ordering::Relaxed),
         failures: failures.snapshot(),
         metrics,
+        ended: setup.gateway_log().ended(),
+        notable: setup.gateway_log().notable(),
     })
 }
 
@@ -400,11 +406,13 @@ impl Worker {
         .await
         .context("opening an idle session hung")??;
         let until = Instant::now() + life;
-        let answered = tokio::select! {
-            held = s.conn().hold(until) => held?,
-            () = self.stop.cancelled() => 0,
+        let mut answered = 0;
+        let held = tokio::select! {
+            held = s.conn().hold(until, &mut answered) => held,
+            () = self.stop.cancelled() => Ok(()),
         };
         self.done.pings.fetch_add(answered, Ordering::Relaxed);
+        held?;
         timeout(OP_PATIENCE, async {
             s.conn().echo(&message(seq + 1)).await?;
             s.close().await

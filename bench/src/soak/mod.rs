@@ -49,6 +49,9 @@ pub struct Options {
     pub hold: Duration,
     /// Idle sessions of the liveness soak.
     pub sessions: usize,
+    /// Sessions the liveness soak opens per second; `None`: 64 at a time, as fast as
+    /// they open.
+    pub open_rate: Option<f64>,
     /// Time between samples.
     pub every: Duration,
 }
@@ -90,7 +93,21 @@ pub fn limit(soak: Soak, opts: &Options) -> Duration {
     let slack = Duration::from_secs(300);
     match soak {
         Soak::Mixed => opts.mixed + slack,
-        Soak::Liveness => 2 * (opts.hold + slack),
+        Soak::Liveness => {
+            let opening = opts.open_rate.map_or(Duration::ZERO, |rate| {
+                Duration::from_secs_f64(opts.sessions as f64 / rate)
+            });
+            2 * (opening + opts.hold + slack)
+        }
+    }
+}
+
+/// The name of `soak`'s section in the report file: the liveness soak with paced opening
+/// has its own, beside the one that opens its sessions all at once.
+pub fn section_name(soak: Soak, opts: &Options) -> String {
+    match (soak, opts.open_rate) {
+        (Soak::Liveness, Some(_)) => format!("{soak}-paced"),
+        _ => soak.to_string(),
     }
 }
 
@@ -112,12 +129,18 @@ pub async fn run(env: &Env, soak: Soak, opts: &Options) -> Result<Outcome> {
             } else {
                 liveness::PINGING
             };
-            let (n, hold, every) = (opts.sessions, opts.hold, opts.every);
-            let pinging = liveness::hold(env, n, hold, every, pinging).await?;
-            let quiet = liveness::hold(env, n, hold, every, liveness::NOT_PINGING).await?;
+            let shape = liveness::Shape {
+                sessions: opts.sessions,
+                hold: opts.hold,
+                every: opts.every,
+                open_rate: opts.open_rate,
+            };
+            let pinging = liveness::hold(env, shape, pinging).await?;
+            let quiet = liveness::hold(env, shape, liveness::NOT_PINGING).await?;
             Ok(Outcome::Liveness(Box::new(liveness::Run {
-                sessions: n,
-                hold,
+                sessions: opts.sessions,
+                hold: opts.hold,
+                open_rate: opts.open_rate,
                 pinging,
                 quiet,
             })))

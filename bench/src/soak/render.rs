@@ -9,6 +9,7 @@ use super::liveness::{self, Hold};
 use super::mixed;
 use super::series::{Sample, span, trend};
 use super::{Outcome, Soak};
+use crate::gatewaylog::Ended;
 use crate::procfs::FdKinds;
 use crate::report::{self, num};
 use crate::results::median;
@@ -120,6 +121,7 @@ fn mixed_section(out: &mut String, run: &mixed::Run) {
             m.get("wsgate_upgrades_rejected_total"),
         );
     }
+    log_lines(out, "", &run.ended, &run.notable);
     cpu_line(out, &run.samples);
     growth_table(out, run);
     let peak = run.samples.iter().map(|s| s.rss_kib).max().unwrap_or(0);
@@ -160,6 +162,38 @@ fn mixed_section(out: &mut String, run: &mixed::Run) {
         num(sessions_per_min / 10_000.0),
     );
     samples_table(out, "Every sample", &run.samples);
+}
+
+/// What the gateway's log said: sessions closed by how they ended (with when the first
+/// and last of each kind ended), and its first warnings and errors.
+fn log_lines(out: &mut String, which: &str, ended: &[(String, Ended)], notable: &[String]) {
+    let kinds: Vec<String> = ended
+        .iter()
+        .map(|(how, e)| {
+            if e.count == 1 {
+                format!("`{how}`: 1 (at {})", e.first)
+            } else {
+                format!("`{how}`: {} ({} to {})", e.count, e.first, e.last)
+            }
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "- the gateway's access log{which}: sessions closed by how they ended: {}",
+        if kinds.is_empty() {
+            "none".to_string()
+        } else {
+            kinds.join("; ")
+        }
+    );
+    if notable.is_empty() {
+        let _ = writeln!(out, "- its warnings and errors{which}: none");
+    } else {
+        let _ = writeln!(out, "- its first warnings and errors{which}:");
+        for line in notable {
+            let _ = writeln!(out, "  - `{}`", line.replace('`', "'"));
+        }
+    }
 }
 
 /// Median and highest CPU use over the sample intervals, and the machine's load.
@@ -250,13 +284,14 @@ fn samples_table(out: &mut String, summary: &str, samples: &[Sample]) {
     let _ = writeln!(
         out,
         "| s | RSS (KiB) | open files | sessions held | CPU %: gateway | load generator | \
-         stolen | load (1 min) |"
+         stolen | load (1 min) | backlog drops | timed out |"
     );
-    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let count = |v: Option<u64>| v.map_or("—".into(), |v| v.to_string());
     for s in samples {
         let _ = writeln!(
             out,
-            "| {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             s.secs,
             s.rss_kib,
             s.fds,
@@ -264,18 +299,38 @@ fn samples_table(out: &mut String, summary: &str, samples: &[Sample]) {
             num(s.cpu.middle.unwrap_or(0.0)),
             num(s.cpu.clients),
             num(s.cpu.steal),
-            num(s.load1)
+            num(s.load1),
+            count(s.backlog_drops),
+            count(s.timed_out),
         );
     }
+    let _ = writeln!(
+        out,
+        "\nCPU in % of one core since the previous sample. Backlog drops: packets the kernel \
+         dropped at a full input backlog (`net.core.netdev_max_backlog`; loopback's pass \
+         there), machine-wide; timed out: TCP connections the kernel ended for unanswered \
+         keepalive probes or retransmissions (`TCPAbortOnTimeout`), machine-wide; both \
+         since the previous sample."
+    );
     let _ = writeln!(out, "\n</details>");
 }
 
 fn liveness_section(out: &mut String, run: &liveness::Run) {
+    let opening = run.open_rate.map_or_else(
+        || "64 at a time, as fast as they open,".to_string(),
+        |rate| {
+            format!(
+                "at {} a second ({} s),",
+                num(rate),
+                num(run.sessions as f64 / rate)
+            )
+        },
+    );
     let _ = writeln!(
         out,
         "- two holds, one after the other, each by a fresh gateway (the default configuration \
          but the liveness settings below, and the admin listener on): one warm-up session, \
-         then {} sessions opened 64 at a time and each verified by an echo; held {} s, the \
+         then {} sessions opened {opening} and each verified by an echo; held {} s, the \
          clients answering every ping; then each verified by one more echo",
         run.sessions,
         secs(run.hold)
@@ -318,6 +373,17 @@ fn liveness_section(out: &mut String, run: &liveness::Run) {
         metric(h, 2, "wsgate_sessions_active")
     });
     row(out, "hold (s)", &|h| num(h.hold_secs));
+    let count = |v: Option<u64>| v.map_or("—".into(), |v| v.to_string());
+    row(
+        out,
+        "packets dropped at a full input backlog in the hold (machine-wide)",
+        &|h| count(h.backlog_drops),
+    );
+    row(
+        out,
+        "TCP connections timed out by the kernel in the hold (machine-wide)",
+        &|h| count(h.timed_out),
+    );
     let cpu = |name: &str, f: fn(&Hold) -> f64| (name.to_string(), f);
     for (name, f) in [
         cpu("CPU %: gateway, over the hold", |h| {
@@ -353,6 +419,15 @@ fn liveness_section(out: &mut String, run: &liveness::Run) {
          not answer the echo after the hold)",
         2 * run.sessions
     );
+    for (h, which) in [(p, " (pinging)"), (q, " (pings off)")] {
+        if let Some(e) = &h.first_drop {
+            let _ = writeln!(out, "- first session ended during the hold{which}: {e}");
+        }
+        if let Some(e) = &h.first_unverified {
+            let _ = writeln!(out, "- first failed echo after the hold{which}: {e}");
+        }
+        log_lines(out, which, &h.ended, &h.notable);
+    }
     match (run.extra_cpu(), run.extra_cpu_per_thousand()) {
         (Some(extra), Some(per_thousand)) => {
             let per_ping = run

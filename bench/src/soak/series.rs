@@ -24,6 +24,31 @@ pub struct Sample {
     pub cpu: CpuUse,
     /// The machine's 1-minute load average.
     pub load1: f64,
+    /// Machine-wide, since the previous sample: packets dropped at a full input backlog
+    /// (loopback's included), and TCP connections the kernel ended because probes or
+    /// retransmissions went unanswered (`TCPAbortOnTimeout`, keepalive's included).
+    pub backlog_drops: Option<u64>,
+    pub timed_out: Option<u64>,
+}
+
+/// Machine-wide counters at one instant, for [`Sample`]'s differences.
+#[derive(Debug, Clone, Copy)]
+struct Counters {
+    backlog_drops: Option<u64>,
+    timed_out: Option<u64>,
+}
+
+impl Counters {
+    fn now() -> Self {
+        Self {
+            backlog_drops: procfs::backlog_drops(),
+            timed_out: procfs::tcp_ext("TCPAbortOnTimeout"),
+        }
+    }
+}
+
+fn since(now: Option<u64>, then: Option<u64>) -> Option<u64> {
+    Some(now?.saturating_sub(then?))
 }
 
 /// Takes samples of one gateway process.
@@ -31,6 +56,8 @@ pub struct Sampler {
     pid: u32,
     start: Instant,
     last: CpuSnap,
+    last_counters: Counters,
+    first_counters: Counters,
     pub samples: Vec<Sample>,
 }
 
@@ -41,8 +68,19 @@ impl Sampler {
             pid,
             start: Instant::now(),
             last: CpuSnap::take(Some(pid)),
+            last_counters: Counters::now(),
+            first_counters: Counters::now(),
             samples: Vec::new(),
         }
+    }
+
+    /// Machine-wide backlog drops and timed-out connections since the series started.
+    pub fn totals(&self) -> (Option<u64>, Option<u64>) {
+        let now = self.last_counters;
+        (
+            since(now.backlog_drops, self.first_counters.backlog_drops),
+            since(now.timed_out, self.first_counters.timed_out),
+        )
     }
 
     pub fn start(&self) -> Instant {
@@ -55,6 +93,8 @@ impl Sampler {
         let now = CpuSnap::take(Some(self.pid));
         let cpu = now.since(&self.last);
         self.last = now;
+        let counters = Counters::now();
+        let last = std::mem::replace(&mut self.last_counters, counters);
         self.samples.push(Sample {
             secs: self.start.elapsed().as_secs_f64(),
             rss_kib,
@@ -62,6 +102,8 @@ impl Sampler {
             sessions,
             cpu,
             load1: load1(),
+            backlog_drops: since(counters.backlog_drops, last.backlog_drops),
+            timed_out: since(counters.timed_out, last.timed_out),
         });
         Ok(self.samples.last().expect("just pushed"))
     }
