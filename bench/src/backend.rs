@@ -1,7 +1,8 @@
 //! The TCP services behind the gateway, run in this process on their own runtime (its
 //! threads are named `bench-backend`, so their CPU is told apart from the clients'): a sink
-//! that counts what arrives, a source that writes as fast as it can, and an echo. A fresh
-//! one is started for each measured run and stopped after it.
+//! that counts what arrives, a source that writes as fast as it can, and an echo; or, for
+//! the soak's mixed load, any of the three, chosen per connection by the first byte the
+//! client sends. A fresh one is started for each measured run and stopped after it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,7 +32,15 @@ pub enum Kind {
     Sink,
     Source,
     Echo,
+    /// The first byte each connection receives picks its role: [`ROLE_SINK`],
+    /// [`ROLE_SOURCE`] or [`ROLE_ECHO`] (anything else ends the connection).
+    Mixed,
 }
+
+/// The first byte a client of a [`Kind::Mixed`] backend sends, saying what it wants.
+pub const ROLE_SINK: u8 = b's';
+pub const ROLE_SOURCE: u8 = b'd';
+pub const ROLE_ECHO: u8 = b'e';
 
 pub struct Backend {
     pub addr: SocketAddr,
@@ -105,6 +114,15 @@ impl Backend {
 
 /// One connection until the peer ends it or fails; errors just end it.
 async fn serve(kind: Kind, mut sock: TcpStream, received: &AtomicU64) {
+    let kind = match kind {
+        Kind::Mixed => match sock.read_u8().await {
+            Ok(ROLE_SINK) => Kind::Sink,
+            Ok(ROLE_SOURCE) => Kind::Source,
+            Ok(ROLE_ECHO) => Kind::Echo,
+            _ => return,
+        },
+        kind => kind,
+    };
     match kind {
         Kind::Sink => {
             let mut buf = vec![0u8; SINK_BUFFER];
@@ -124,5 +142,6 @@ async fn serve(kind: Kind, mut sock: TcpStream, received: &AtomicU64) {
                 }
             }
         }
+        Kind::Mixed => {} // resolved to one of the others above
     }
 }

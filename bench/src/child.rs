@@ -16,6 +16,8 @@ use anyhow::{Context, Result, anyhow};
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 
+use crate::gatewaylog::GatewayLog;
+
 /// How long a child may take to say where it listens.
 const START_PATIENCE: Duration = Duration::from_secs(10);
 /// Lines of a child's output kept to explain a failure.
@@ -25,18 +27,31 @@ pub struct Middle {
     child: Child,
     pub pid: u32,
     pub addr: SocketAddr,
+    /// The gateway's admin listener (`/metrics`), if it was given one.
+    pub admin: Option<SocketAddr>,
+    /// What its log has said about sessions (the gateway's; the proxy logs none).
+    pub log: GatewayLog,
     /// Held open: the proxy exits when its stdin ends, so it cannot outlive this process
     /// even if this process is killed.
     _stdin: Option<ChildStdin>,
 }
 
-/// Finds the listening address in one line of a child's output.
-type Parse = fn(&str) -> Option<SocketAddr>;
+/// Where a child listens: its main address, and the gateway's admin address if it has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Listening {
+    addr: SocketAddr,
+    admin: Option<SocketAddr>,
+}
+
+/// Finds the listening addresses in one line of a child's output.
+type Parse = fn(&str) -> Option<Listening>;
 
 impl Middle {
     /// `gateway --listen 127.0.0.1:0 --backend ADDR --log-format json`, with no admin
     /// listener and no inherited `WSGATE_*` or `RUST_LOG`: otherwise the default config,
-    /// unless `env` says more. With `tls` (certificate chain, key), it serves wss://.
+    /// unless `env` says more (`WSGATE_ADMIN__LISTEN=127.0.0.1:0` gives it an admin
+    /// listener, whose address is then known). With `tls` (certificate chain, key), it
+    /// serves wss://.
     pub async fn gateway(
         path: &Path,
         env: &[(String, String)],
@@ -93,19 +108,22 @@ impl Middle {
             child,
             pid,
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            admin: None,
+            log: GatewayLog::default(),
             _stdin: stdin,
         };
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let (tx, rx) = oneshot::channel();
-        let tail2 = tail.clone();
+        let (tail2, log) = (tail.clone(), middle.log.clone());
         thread::Builder::new()
             .name("bench-childlog".into())
-            .spawn(move || drain(output, parse, tx, &tail2))
+            .spawn(move || drain(output, parse, tx, &tail2, &log))
             .context("cannot start the output reader")?;
         let found = timeout(START_PATIENCE, rx).await;
         match found {
-            Ok(Ok(addr)) => {
-                middle.addr = addr;
+            Ok(Ok(found)) => {
+                middle.addr = found.addr;
+                middle.admin = found.admin;
                 Ok(middle)
             }
             _ => {
@@ -122,16 +140,19 @@ impl Middle {
     }
 }
 
-/// Reads `output` to its end: reports the listening address once, keeps the last lines.
+/// Reads `output` to its end: reports the listening address once, keeps the last lines,
+/// and shows every line to `log`.
 fn drain(
     output: impl Read,
     parse: Parse,
-    tx: oneshot::Sender<SocketAddr>,
+    tx: oneshot::Sender<Listening>,
     tail: &Mutex<VecDeque<String>>,
+    log: &GatewayLog,
 ) {
     let mut tx = Some(tx);
     for line in BufReader::new(output).lines() {
         let Ok(line) = line else { return };
+        log.note(&line);
         if tx.is_some() {
             if let Some(addr) = parse(&line) {
                 if let Some(tx) = tx.take() {
@@ -148,19 +169,28 @@ fn drain(
     }
 }
 
-/// The gateway's JSON `listening` line: `{"message":"listening","addr":"127.0.0.1:PORT",..}`.
-fn gateway_listening(line: &str) -> Option<SocketAddr> {
+/// The gateway's JSON `listening` line:
+/// `{"message":"listening","addr":"127.0.0.1:PORT","admin":"off",..}`.
+fn gateway_listening(line: &str) -> Option<Listening> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
     let fields = v.get("fields").unwrap_or(&v);
     if fields.get("message")?.as_str()? != "listening" {
         return None;
     }
-    fields.get("addr")?.as_str()?.parse().ok()
+    Some(Listening {
+        addr: fields.get("addr")?.as_str()?.parse().ok()?,
+        // "off", or the admin listener's address.
+        admin: fields
+            .get("admin")
+            .and_then(|a| a.as_str())
+            .and_then(|a| a.parse().ok()),
+    })
 }
 
 /// The proxy's `listening 127.0.0.1:PORT` line.
-fn proxy_listening(line: &str) -> Option<SocketAddr> {
-    line.strip_prefix("listening ")?.trim().parse().ok()
+fn proxy_listening(line: &str) -> Option<Listening> {
+    let addr = line.strip_prefix("listening ")?.trim().parse().ok()?;
+    Some(Listening { addr, admin: None })
 }
 
 impl Drop for Middle {
@@ -178,13 +208,15 @@ mod tests {
     #[test]
     fn the_gateway_listening_line_gives_its_address() {
         let line = r#"{"timestamp":"t","level":"INFO","message":"listening","addr":"127.0.0.1:4567","admin":"off","routes":1,"target":"wsgate"}"#;
-        assert_eq!(
-            gateway_listening(line),
-            Some("127.0.0.1:4567".parse().unwrap())
-        );
+        let found = gateway_listening(line).unwrap();
+        assert_eq!(found.addr, "127.0.0.1:4567".parse().unwrap());
+        assert_eq!(found.admin, None);
+        let with_admin = line.replace(r#""off""#, r#""127.0.0.1:4568""#);
+        let found = gateway_listening(&with_admin).unwrap();
+        assert_eq!(found.admin, Some("127.0.0.1:4568".parse().unwrap()));
         assert_eq!(gateway_listening(r#"{"message":"session closed"}"#), None);
         assert_eq!(
-            proxy_listening("listening 127.0.0.1:9"),
+            proxy_listening("listening 127.0.0.1:9").map(|l| l.addr),
             Some("127.0.0.1:9".parse().unwrap())
         );
     }

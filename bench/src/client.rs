@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::wsclient::{self, Event, FrameReader, OP_BINARY, OP_CLOSE};
+use crate::wsclient::{self, Event, FrameReader, OP_BINARY, OP_CLOSE, OP_PONG};
 
 /// How a client speaks to the address it connects to.
 #[derive(Debug, Clone)]
@@ -220,21 +220,61 @@ impl Conn {
             .context("sending close")?;
         loop {
             match self.reader.next(&mut self.sock).await? {
-                Event::Data(_) => {}
+                // Nothing more is sent after a close frame, pongs included.
+                Event::Data(_) | Event::Ping(_) => {}
                 Event::Close | Event::Eof => return Ok(()),
             }
         }
     }
 
+    /// Holds the connection open and quiet until `until`, answering every ping the gateway
+    /// sends, as a live client does, and counting them in `answered`. Fails if the
+    /// connection ends (the gateway dropped it) or data arrives that nobody asked for.
+    pub async fn hold(&mut self, until: tokio::time::Instant, answered: &mut u64) -> Result<()> {
+        loop {
+            let event = tokio::select! {
+                // Cancel-safe: the reader keeps what it read between calls.
+                event = self.reader.next(&mut self.sock) => event?,
+                () = tokio::time::sleep_until(until) => return Ok(()),
+            };
+            match event {
+                Event::Ping(payload) => {
+                    self.pong(payload).await?;
+                    *answered += 1;
+                }
+                Event::Data(_) => bail!("data arrived on a quiet connection"),
+                Event::Close => bail!("the gateway closed the connection (close frame)"),
+                Event::Eof => bail!("the gateway ended the connection (no close frame)"),
+            }
+        }
+    }
+
+    /// Answers a ping whose payload is `payload` in the reader's buffer.
+    async fn pong(&mut self, payload: std::ops::Range<usize>) -> Result<()> {
+        let mut body = [0u8; 125];
+        let body = &mut body[..payload.len()];
+        body.copy_from_slice(self.reader.bytes(payload));
+        self.out.clear();
+        wsclient::encode_frame(&mut self.out, OP_PONG, body, self.mask);
+        self.sock
+            .write_all(&self.out)
+            .await
+            .context("sending a pong")
+    }
+
     /// The next payload range, or `None` at the end of the connection (or a close frame).
+    /// Pings met on the way are answered.
     async fn next_data(&mut self) -> Result<Option<std::ops::Range<usize>>> {
         if !self.framed {
             let n = self.reader_fill_raw().await?;
             return Ok((n > 0).then_some(0..n));
         }
-        match self.reader.next(&mut self.sock).await? {
-            Event::Data(range) => Ok(Some(range)),
-            Event::Close | Event::Eof => Ok(None),
+        loop {
+            match self.reader.next(&mut self.sock).await? {
+                Event::Data(range) => return Ok(Some(range)),
+                Event::Ping(payload) => self.pong(payload).await?,
+                Event::Close | Event::Eof => return Ok(None),
+            }
         }
     }
 

@@ -4,9 +4,12 @@
 //! wss://, with certificates made at run time), and the same client
 //! logic over raw TCP straight to the backend and through a plain TCP copy proxy (this
 //! binary's hidden `proxy` mode), interleaved, in the same run. Writes a markdown report.
+//! The soaks (`--only soak`) run one gateway for many minutes under a steady mixed load, or
+//! thousands of idle sessions answering pings, and watch its memory, files, drops and CPU.
 //!
 //! ```sh
 //! cargo build --release && target/release/wsgate-bench --out BENCHMARKS.md   # full run
+//! target/release/wsgate-bench --only soak --out BENCHMARKS.md                # soaks, 20 min
 //! target/debug/wsgate-bench --smoke --gateway target/debug/wsgate           # CI
 //! ```
 #![forbid(unsafe_code)]
@@ -14,11 +17,15 @@
 mod backend;
 mod child;
 mod client;
+mod gatewaylog;
+mod plan;
 mod procfs;
 mod proxy;
 mod report;
 mod results;
 mod scenario;
+mod scrape;
+mod soak;
 mod tls;
 mod wsclient;
 
@@ -31,8 +38,10 @@ use anyhow::{Context, Result, ensure};
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
 
+pub use plan::Plan;
 use results::{Outcome, Results};
-use scenario::{Env, Scenario, Target, Timing};
+use scenario::{Env, Scenario};
+use soak::Soak;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -65,9 +74,29 @@ struct Cli {
     #[arg(long, value_name = "SECONDS")]
     seconds: Option<f64>,
 
-    /// Only the scenarios whose name contains one of these (e.g. `bulk-up,echo-1`)
+    /// Only the scenarios whose name contains one of these (e.g. `bulk-up,echo-1`); the
+    /// soaks (`soak-mixed`, `soak-liveness`) run only when named so (`--only soak`) or in
+    /// the smoke run
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     only: Vec<String>,
+
+    /// Length of the mixed soak (churn, bulk and idle sessions), in minutes
+    #[arg(long, default_value_t = 10.0, value_name = "MINUTES")]
+    soak_minutes: f64,
+
+    /// Length of each of the liveness soak's two holds (pinging, not pinging), in minutes
+    #[arg(long, default_value_t = 5.0, value_name = "MINUTES")]
+    liveness_minutes: f64,
+
+    /// Idle sessions the liveness soak holds [default: 9500, fewer if the open-file limit
+    /// does not allow them]
+    #[arg(long, value_name = "N")]
+    liveness_sessions: Option<usize>,
+
+    /// Sessions the liveness soak opens per second [default: 64 at a time, as fast as
+    /// they open]; its report section is then `soak-liveness-paced`
+    #[arg(long, value_name = "PER_SECOND")]
+    liveness_open_rate: Option<f64>,
 
     /// Extra environment for the gateway, e.g. `WSGATE_LIMITS__READ_BUFFER_SIZE=4KiB`
     /// (repeatable; named in the report). Without it the gateway runs its defaults.
@@ -107,102 +136,6 @@ enum Mode {
         #[arg(long)]
         backend: SocketAddr,
     },
-}
-
-/// What one invocation runs.
-pub struct Plan {
-    pub smoke: bool,
-    pub scenarios: Vec<Scenario>,
-    pub targets: Vec<Target>,
-    pub timing: Timing,
-    /// Repeats of the bulk and echo scenarios, and of idle and churn.
-    pub repeats: (usize, usize),
-    pub notes: Vec<String>,
-}
-
-fn plan(cli: &Cli) -> Result<Plan> {
-    let (idle, timing, repeats) = if cli.smoke {
-        let timing = Timing {
-            warmup: Duration::from_millis(20),
-            window: Duration::from_millis(100),
-        };
-        ([20, 50], timing, (1, 1))
-    } else {
-        let timing = Timing {
-            warmup: Duration::from_millis(300),
-            window: Duration::from_millis(1500),
-        };
-        ([1000, 9500], timing, (5, 3))
-    };
-    let mut notes: Vec<String> = cli
-        .gateway_env
-        .iter()
-        .map(|(k, v)| format!("gateway run with {k}={v}"))
-        .collect();
-    let idle = idle.map(|n| fit_open_files(n, &mut notes));
-    let all = [
-        Scenario::BulkUp(1),
-        Scenario::BulkUp(8),
-        Scenario::BulkDown(1),
-        Scenario::BulkDown(8),
-        Scenario::Echo(1),
-        Scenario::Echo(64),
-        Scenario::Idle(idle[0]),
-        Scenario::Idle(idle[1]),
-        Scenario::Churn(16),
-        Scenario::WssBulkUp(1),
-        Scenario::WssBulkDown(1),
-        Scenario::WssEcho(1),
-    ];
-    let scenarios: Vec<Scenario> = all
-        .into_iter()
-        .filter(|s| {
-            cli.only.is_empty() || cli.only.iter().any(|o| s.to_string().contains(o.as_str()))
-        })
-        .collect();
-    ensure!(!scenarios.is_empty(), "--only matches no scenario");
-    let targets: Vec<Target> = cli
-        .targets
-        .iter()
-        .map(|t| match t {
-            TargetArg::Gateway => Target::Gateway,
-            TargetArg::Raw => Target::Raw,
-            TargetArg::Proxy => Target::Proxy,
-        })
-        .collect();
-    let window = match cli.seconds {
-        Some(s) if s > 0.0 && s <= 600.0 => Duration::from_secs_f64(s),
-        Some(s) => anyhow::bail!("--seconds {s}: must be above 0 and at most 600"),
-        None => timing.window,
-    };
-    let repeats = cli
-        .repeats
-        .map_or(repeats, |n| (n.clamp(1, 50), n.clamp(1, 50)));
-    Ok(Plan {
-        smoke: cli.smoke,
-        scenarios,
-        targets,
-        timing: Timing { window, ..timing },
-        repeats,
-        notes,
-    })
-}
-
-/// Each idle connection takes two files here (client and backend ends): fewer connections
-/// than asked if the open-file limit would not allow them.
-fn fit_open_files(n: usize, notes: &mut Vec<String>) -> usize {
-    let Some(limit) = procfs::open_file_limit() else {
-        return n;
-    };
-    let fits = (limit.saturating_sub(200) / 2) as usize;
-    if n <= fits {
-        return n;
-    }
-    notes.push(format!(
-        "idle: {n} connections need about {} open files here, the limit is {limit}: measured {fits}",
-        2 * n + 200
-    ));
-    fits
 }
 
 async fn run_all(plan: &Plan, env: &Env) -> Results {
@@ -257,9 +190,36 @@ fn main() -> ExitCode {
     }
 }
 
+/// A soak's outcome, with the context it ran in.
+struct SoakDone {
+    soak: Soak,
+    ctx: report::Context,
+    outcome: Result<soak::Outcome, String>,
+}
+
+async fn run_soaks(plan: &Plan, env: &Env, gateway: &std::path::Path) -> Vec<SoakDone> {
+    let mut done = Vec::new();
+    for &soak in &plan.soaks {
+        let ctx = report::Context::now(gateway);
+        eprintln!("{soak}: started");
+        let limit = soak::limit(soak, &plan.soak);
+        let outcome = match tokio::time::timeout(limit, soak::run(env, soak, &plan.soak)).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(e)) => Err(format!("{e:#}")),
+            Err(_) => Err(format!("did not finish within {limit:?}")),
+        };
+        match &outcome {
+            Ok(o) => eprintln!("{soak}: {}", o.problems().as_deref().unwrap_or("done")),
+            Err(e) => eprintln!("{soak}: FAILED: {e}"),
+        }
+        done.push(SoakDone { soak, ctx, outcome });
+    }
+    done
+}
+
 /// The benchmark; `Ok(false)` if some run failed (the report says which).
 fn bench(cli: &Cli) -> Result<bool> {
-    let plan = plan(cli)?;
+    let plan = plan::plan(cli)?;
     ensure!(
         cli.gateway.is_file(),
         "no gateway binary at {} (build it first: cargo build --release, or pass --gateway PATH)",
@@ -288,27 +248,48 @@ fn bench(cli: &Cli) -> Result<bool> {
     let ran = client_rt.block_on(async {
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut terminate = signal(SignalKind::terminate())?;
+        let everything = async {
+            let results = run_all(&plan, &env).await;
+            (results, run_soaks(&plan, &env, &cli.gateway).await)
+        };
         // Stopping drops the run in progress, and with it (by PID) every child it started.
         tokio::select! {
-            results = run_all(&plan, &env) => Ok(results),
+            ran = everything => Ok(ran),
             _ = interrupt.recv() => Err(anyhow::anyhow!("interrupted")),
             _ = terminate.recv() => Err(anyhow::anyhow!("terminated")),
         }
     });
     client_rt.shutdown_timeout(Duration::from_secs(5));
     backend_rt.shutdown_timeout(Duration::from_secs(5));
-    let results = ran?;
-    let text = report::render(&plan, &results, &before);
-    println!("{text}");
-    if let Some(out) = &cli.out {
-        report::write(out, &text)?;
-        eprintln!("report written to {}", out.display());
+    let (results, soaks) = ran?;
+    if !plan.scenarios.is_empty() {
+        let text = report::render(&plan, &results, &before);
+        println!("{text}");
+        if let Some(out) = &cli.out {
+            report::write(out, &text)?;
+            eprintln!("report written to {}", out.display());
+        }
     }
-    let runs = results.outcomes.len();
-    let failed: Vec<String> = results
+    let mut failed: Vec<String> = results
         .failures()
         .map(|o| format!("{} {} repeat {}", o.scenario, o.target.name(), o.repeat + 1))
         .collect();
+    let runs = results.outcomes.len() + soaks.len();
+    for done in &soaks {
+        let text = soak::section(done.soak, &done.ctx, &done.outcome, plan.smoke);
+        println!("{text}");
+        if let Some(out) = &cli.out {
+            report::write_section(out, &soak::section_name(done.soak, &plan.soak), &text)?;
+            eprintln!("{} written to {}", done.soak, out.display());
+        }
+        let problem = match &done.outcome {
+            Ok(outcome) => outcome.problems(),
+            Err(e) => Some(e.clone()),
+        };
+        if let Some(problem) = problem {
+            failed.push(format!("{} ({problem})", done.soak));
+        }
+    }
     if !failed.is_empty() {
         eprintln!("wsgate-bench: failed: {}", failed.join(", "));
     }

@@ -72,6 +72,36 @@ pub fn open_fds(pid: u32) -> Result<usize> {
         .count())
 }
 
+/// A process's open files by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FdKinds {
+    pub sockets: usize,
+    pub pipes: usize,
+    /// Everything else: epoll and event descriptors, files, terminals.
+    pub other: usize,
+}
+
+/// `pid`'s open files by kind, from where each /proc/<pid>/fd entry points. Entries that
+/// close while they are read are left out.
+pub fn open_fd_kinds(pid: u32) -> Result<FdKinds> {
+    let path = format!("/proc/{pid}/fd");
+    let mut kinds = FdKinds::default();
+    for entry in fs::read_dir(&path).with_context(|| format!("reading {path}"))? {
+        let Ok(target) = entry.and_then(|e| fs::read_link(e.path())) else {
+            continue;
+        };
+        let target = target.to_string_lossy();
+        if target.starts_with("socket:") {
+            kinds.sockets += 1;
+        } else if target.starts_with("pipe:") {
+            kinds.pipes += 1;
+        } else {
+            kinds.other += 1;
+        }
+    }
+    Ok(kinds)
+}
+
 /// A machine-wide TCP counter from the `TcpExt` lines of /proc/net/netstat.
 pub fn tcp_ext(name: &str) -> Option<u64> {
     let text = fs::read_to_string("/proc/net/netstat").ok()?;
@@ -79,6 +109,19 @@ pub fn tcp_ext(name: &str) -> Option<u64> {
     let (names, values) = (lines.next()?, lines.next()?);
     let i = names.split_whitespace().position(|n| n == name)?;
     values.split_whitespace().nth(i)?.parse().ok()
+}
+
+/// Packets the kernel dropped because a CPU's input backlog was full
+/// (`net.core.netdev_max_backlog`), all CPUs together, from /proc/net/softnet_stat. Loopback
+/// traffic passes through that backlog, so bursts of it are dropped there.
+pub fn backlog_drops() -> Option<u64> {
+    let text = fs::read_to_string("/proc/net/softnet_stat").ok()?;
+    text.lines()
+        .map(|l| {
+            let dropped = l.split_whitespace().nth(1)?;
+            u64::from_str_radix(dropped, 16).ok()
+        })
+        .sum()
 }
 
 /// This process's soft limit on open files, if /proc says.

@@ -99,6 +99,9 @@ pub async fn handshake(
 pub enum Event {
     /// Payload bytes of a data frame (perhaps part of it), as a range of [`FrameReader::bytes`].
     Data(Range<usize>),
+    /// A ping arrived; its payload (at most 125 bytes) is this range of
+    /// [`FrameReader::bytes`], for the pong that answers it.
+    Ping(Range<usize>),
     /// A close frame arrived.
     Close,
     /// The connection ended between frames.
@@ -165,8 +168,8 @@ impl FrameReader {
         &mut self.buf
     }
 
-    /// The next payload bytes, close frame or end. Pings and pongs are skipped: sessions
-    /// here are far shorter than the gateway's ping interval.
+    /// The next payload bytes, ping, close frame or end. Pongs are skipped (this client
+    /// sends no pings). Cancel-safe: everything read is kept in `self` between calls.
     pub async fn next(&mut self, sock: &mut Stream) -> Result<Event> {
         loop {
             if self.remaining > 0 {
@@ -203,9 +206,12 @@ impl FrameReader {
                         }
                         continue;
                     }
+                    let payload = self.start + h.len..self.start + total;
                     self.start += total;
-                    if h.opcode == OP_CLOSE {
-                        return Ok(Event::Close);
+                    match h.opcode {
+                        OP_CLOSE => return Ok(Event::Close),
+                        OP_PING => return Ok(Event::Ping(payload)),
+                        _ => {}
                     }
                 }
                 other => bail!("frame with unknown opcode {other:#x}"),

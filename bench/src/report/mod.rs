@@ -62,7 +62,7 @@ impl Context {
     }
 }
 
-fn num(v: f64) -> String {
+pub fn num(v: f64) -> String {
     match v.abs() {
         a if a >= 100.0 => format!("{v:.0}"),
         a if a >= 10.0 => format!("{v:.1}"),
@@ -185,7 +185,6 @@ pub fn render(plan: &Plan, results: &Results, ctx: &Context) -> String {
 }
 
 fn header(out: &mut String, plan: &Plan, ctx: &Context) {
-    let m = &ctx.machine;
     let _ = writeln!(out, "### Run\n");
     if plan.smoke {
         let _ = writeln!(
@@ -193,29 +192,7 @@ fn header(out: &mut String, plan: &Plan, ctx: &Context) {
             "**Smoke run: every scenario tiny, figures meaningless.**\n"
         );
     }
-    let _ = writeln!(out, "- command: `{}`", ctx.command);
-    let _ = writeln!(out, "- date: {}", ctx.date);
-    let _ = writeln!(
-        out,
-        "- machine: {} CPUs, {}, Linux {}, {}",
-        m.cpus, m.cpu_model, m.kernel, ctx.rustc
-    );
-    let _ = writeln!(out, "- gateway: {}, commit {}", ctx.gateway, ctx.commit);
-    let _ = writeln!(
-        out,
-        "- load average (1, 5, 15 min) before: {}; after: {}",
-        m.load
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
-        procfs::machine()
-            .load
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    run_lines(out, ctx);
     let names = |targets: Vec<Target>| {
         targets
             .iter()
@@ -243,6 +220,35 @@ fn header(out: &mut String, plan: &Plan, ctx: &Context) {
     for note in &plan.notes {
         let _ = writeln!(out, "- note: {note}");
     }
+}
+
+/// The command, date, machine, gateway and commit of a run, and the load average before
+/// it and now.
+pub fn run_lines(out: &mut String, ctx: &Context) {
+    let m = &ctx.machine;
+    let _ = writeln!(out, "- command: `{}`", ctx.command);
+    let _ = writeln!(out, "- date: {}", ctx.date);
+    let _ = writeln!(
+        out,
+        "- machine: {} CPUs, {}, Linux {}, {}",
+        m.cpus, m.cpu_model, m.kernel, ctx.rustc
+    );
+    let _ = writeln!(out, "- gateway: {}, commit {}", ctx.gateway, ctx.commit);
+    let _ = writeln!(
+        out,
+        "- load average (1, 5, 15 min) before: {}; after: {}",
+        m.load
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        procfs::machine()
+            .load
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
 }
 
 /// Picks one part of a run's CPU use.
@@ -351,4 +357,57 @@ pub fn write(path: &Path, text: &str) -> Result<()> {
         _ => format!("# wsgate benchmark report\n\n{BEGIN}\n{text}\n{END}\n"),
     };
     std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes `text` between `<!-- bench:NAME:begin -->` and `<!-- bench:NAME:end -->` in
+/// `path`, or, if the file lacks them, appends it there with them: a section of its own,
+/// which leaves the rest of the file (the full run's section above all) as it was.
+pub fn write_section(path: &Path, name: &str, text: &str) -> Result<()> {
+    let (begin, end) = (
+        format!("<!-- bench:{name}:begin -->"),
+        format!("<!-- bench:{name}:end -->"),
+    );
+    let existing = std::fs::read_to_string(path).unwrap_or_default();
+    let new = match (existing.find(&begin), existing.find(&end)) {
+        (Some(b), Some(e)) if b < e => {
+            format!("{}{begin}\n{text}\n{}", &existing[..b], &existing[e..])
+        }
+        _ => {
+            let sep = if existing.is_empty() || existing.ends_with("\n\n") {
+                ""
+            } else if existing.ends_with('\n') {
+                "\n"
+            } else {
+                "\n\n"
+            };
+            format!("{existing}{sep}{begin}\n{text}\n{end}\n")
+        }
+    };
+    std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_section_is_appended_once_then_replaced_in_place() {
+        let dir = std::env::temp_dir().join(format!("wsgate-bench-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("B.md");
+        std::fs::write(
+            &path,
+            "# B\n\n<!-- bench:begin -->\nfull\n<!-- bench:end -->\n\n## Notes\n",
+        )
+        .unwrap();
+        write_section(&path, "soak-mixed", "one").unwrap();
+        write_section(&path, "soak-mixed", "two").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            text,
+            "# B\n\n<!-- bench:begin -->\nfull\n<!-- bench:end -->\n\n## Notes\n\n\
+             <!-- bench:soak-mixed:begin -->\ntwo\n<!-- bench:soak-mixed:end -->\n"
+        );
+    }
 }

@@ -42,7 +42,7 @@ pub async fn run(setup: &Setup, n: usize) -> Result<Measured> {
 }
 
 /// Opens `n` connections, `PARALLEL` at a time.
-async fn open_all(setup: &Setup, n: usize) -> Result<Vec<Conn>> {
+pub async fn open_all(setup: &Setup, n: usize) -> Result<Vec<Conn>> {
     let mut tasks = JoinSet::new();
     for worker in 0..PARALLEL {
         let share = n / PARALLEL + usize::from(worker < n % PARALLEL);
@@ -69,7 +69,7 @@ async fn open_all(setup: &Setup, n: usize) -> Result<Vec<Conn>> {
 }
 
 /// One echo on every connection, `PARALLEL` connections at a time; returns them still open.
-async fn echo_all(conns: Vec<Conn>) -> Result<Vec<Conn>> {
+pub async fn echo_all(conns: Vec<Conn>) -> Result<Vec<Conn>> {
     let mut groups: Vec<Vec<Conn>> = (0..PARALLEL).map(|_| Vec::new()).collect();
     for (i, conn) in conns.into_iter().enumerate() {
         groups[i % PARALLEL].push(conn);

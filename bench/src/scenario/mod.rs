@@ -4,13 +4,14 @@
 
 mod bulk;
 mod churn;
-mod echo;
-mod idle;
+pub mod echo;
+pub mod idle;
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -21,6 +22,7 @@ use tokio::time::{sleep, timeout};
 use crate::backend::{Backend, Kind};
 use crate::child::Middle;
 use crate::client::Proto;
+use crate::gatewaylog::GatewayLog;
 use crate::procfs::{self, CpuSnap, CpuUse};
 use crate::tls::Tls;
 
@@ -200,17 +202,26 @@ pub struct Setup {
 }
 
 impl Setup {
-    async fn start(env: &Env, target: Target, kind: Kind) -> Result<Self> {
+    /// A fresh `kind` backend and `target` in front of it; a gateway also gets `extra`
+    /// environment (before `--gateway-env`, which has the last word).
+    pub async fn start(
+        env: &Env,
+        target: Target,
+        kind: Kind,
+        extra: &[(String, String)],
+    ) -> Result<Self> {
         let backend = Backend::start(&env.backend_rt, kind).await?;
+        let gateway_env: Vec<(String, String)> =
+            extra.iter().chain(&env.gateway_env).cloned().collect();
         let (middle, proto) = match target {
             Target::Gateway => {
-                let gateway = Middle::gateway(&env.gateway, &env.gateway_env, None, backend.addr);
+                let gateway = Middle::gateway(&env.gateway, &gateway_env, None, backend.addr);
                 (Some(gateway.await?), Proto::Ws)
             }
             Target::Wss => {
                 let tls = env.tls.as_ref().context("no certificates for wss")?;
                 let files = Some((tls.cert.as_path(), tls.key.as_path()));
-                let gateway = Middle::gateway(&env.gateway, &env.gateway_env, files, backend.addr);
+                let gateway = Middle::gateway(&env.gateway, &gateway_env, files, backend.addr);
                 (Some(gateway.await?), Proto::Wss(tls.client.clone()))
             }
             Target::Proxy => (
@@ -232,7 +243,26 @@ impl Setup {
         self.middle.as_ref().map(|m| m.pid)
     }
 
-    async fn finish(self) -> Result<()> {
+    /// The gateway's admin listener, if it was started with one.
+    pub fn admin(&self) -> Option<SocketAddr> {
+        self.middle.as_ref().and_then(|m| m.admin)
+    }
+
+    /// What the gateway's log has said about sessions (empty for the other targets).
+    pub fn gateway_log(&self) -> GatewayLog {
+        self.middle
+            .as_ref()
+            .map(|m| m.log.clone())
+            .unwrap_or_default()
+    }
+
+    /// Bytes the backend's sinks have received.
+    pub fn received(&self) -> Arc<AtomicU64> {
+        self.backend.received.clone()
+    }
+
+    /// Ends the middle process (its connections close), then the backend.
+    pub async fn finish(self) -> Result<()> {
         drop(self.middle); // killed and reaped: its connections close
         self.backend.stop().await
     }
@@ -246,7 +276,7 @@ pub async fn measure(
     timing: Timing,
 ) -> Result<Measured> {
     let retrans_before = procfs::tcp_ext("TCPSynRetrans");
-    let setup = Setup::start(env, target, scenario.backend()).await?;
+    let setup = Setup::start(env, target, scenario.backend(), &[]).await?;
     let limit = timing.warmup + timing.window + RUN_SLACK;
     let run = async {
         match scenario {
