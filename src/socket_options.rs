@@ -6,6 +6,7 @@
 //! TCP options into every connection it accepts, so they cost nothing per connection.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
@@ -17,18 +18,34 @@ use tokio::net::{TcpListener, TcpStream};
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_RETRIES: u32 = 3;
+/// Backend connections spread their first probe over this much time past
+/// `KEEPALIVE_IDLE`. Sessions opened together (a reconnect storm, a load test) would
+/// otherwise probe together: thousands of probes and answers in one instant overflow the
+/// kernel's input backlog (1,000 packets per CPU by default, loopback included), the same
+/// probes are lost again at each retry, and every one of those connections is aborted as
+/// timed out although both ends are alive.
+const KEEPALIVE_SPREAD_SECS: u64 = 30;
 
-fn keepalive() -> TcpKeepalive {
+fn keepalive(idle: Duration) -> TcpKeepalive {
     TcpKeepalive::new()
-        .with_time(KEEPALIVE_IDLE)
+        .with_time(idle)
         .with_interval(KEEPALIVE_INTERVAL)
         .with_retries(KEEPALIVE_RETRIES)
 }
 
-/// A backend connection: no Nagle, keepalive.
+/// `KEEPALIVE_IDLE` plus the next second of the spread, in turn: connections opened
+/// together get every second of it.
+fn backend_idle() -> Duration {
+    static OPENED: AtomicU64 = AtomicU64::new(0);
+    let turn = OPENED.fetch_add(1, Ordering::Relaxed) % KEEPALIVE_SPREAD_SECS;
+    KEEPALIVE_IDLE + Duration::from_secs(turn)
+}
+
+/// A backend connection: no Nagle, keepalive whose first probe is spread (see
+/// [`KEEPALIVE_SPREAD_SECS`]).
 pub fn tune_backend(stream: &TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    SockRef::from(stream).set_tcp_keepalive(&keepalive())
+    SockRef::from(stream).set_tcp_keepalive(&keepalive(backend_idle()))
 }
 
 /// The listener, for every client connection it will accept: no Nagle, keepalive, and at
@@ -39,7 +56,7 @@ pub fn tune_backend(stream: &TcpStream) -> io::Result<()> {
 pub fn tune_listener(listener: &TcpListener, max_unsent: u32) -> io::Result<()> {
     let socket = SockRef::from(listener);
     socket.set_tcp_nodelay(true)?;
-    socket.set_tcp_keepalive(&keepalive())?;
+    socket.set_tcp_keepalive(&keepalive(KEEPALIVE_IDLE))?;
     set_max_unsent(listener, max_unsent)
 }
 
@@ -51,6 +68,31 @@ pub fn set_max_unsent(listener: &TcpListener, max_unsent: u32) -> io::Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn backend_connections_opened_together_probe_at_different_times() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut idle_times = std::collections::BTreeSet::new();
+        for _ in 0..40 {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let _accepted = listener.accept().await.unwrap();
+            tune_backend(&stream).unwrap();
+            let idle = SockRef::from(&stream).tcp_keepalive_time().unwrap();
+            let spread = Duration::from_secs(KEEPALIVE_SPREAD_SECS);
+            assert!(
+                idle >= KEEPALIVE_IDLE && idle < KEEPALIVE_IDLE + spread,
+                "{idle:?}"
+            );
+            idle_times.insert(idle);
+        }
+        // Other tests may open backend connections meanwhile and take some turns.
+        assert!(
+            idle_times.len() >= 20,
+            "only {} distinct times",
+            idle_times.len()
+        );
+    }
 
     #[tokio::test]
     async fn accepted_connections_inherit_the_listener_options() {
