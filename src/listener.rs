@@ -72,6 +72,9 @@ where
         let (tcp, peer) = accept(&listener).await;
         // The connection's handshake deadline counts from here.
         let accepted = Instant::now();
+        if let Err(e) = socket_options::spread_client_keepalive(&tcp) {
+            warn!(error = %e, %peer, "could not set TCP_KEEPIDLE");
+        }
         let wanted = max_unsent_to_client(&shared);
         if wanted != max_unsent {
             max_unsent = wanted;

@@ -3,7 +3,8 @@
 //! the kernel (`TCP_NOTSENT_LOWAT`).
 //!
 //! Client sockets take their options from the listener: Linux copies a listening socket's
-//! TCP options into every connection it accepts, so they cost nothing per connection.
+//! TCP options into every connection it accepts. Only the keepalive's first probe is set per
+//! connection (one system call), to spread it.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_RETRIES: u32 = 3;
-/// Backend connections spread their first probe over this much time past
+/// Connections spread their first probe over this much time past
 /// `KEEPALIVE_IDLE`. Sessions opened together (a reconnect storm, a load test) would
 /// otherwise probe together: thousands of probes and answers in one instant overflow the
 /// kernel's input backlog (1,000 packets per CPU by default, loopback included), the same
@@ -35,7 +36,7 @@ fn keepalive(idle: Duration) -> TcpKeepalive {
 
 /// `KEEPALIVE_IDLE` plus the next second of the spread, in turn: connections opened
 /// together get every second of it.
-fn backend_idle() -> Duration {
+fn spread_idle() -> Duration {
     static OPENED: AtomicU64 = AtomicU64::new(0);
     let turn = OPENED.fetch_add(1, Ordering::Relaxed) % KEEPALIVE_SPREAD_SECS;
     KEEPALIVE_IDLE + Duration::from_secs(turn)
@@ -45,7 +46,7 @@ fn backend_idle() -> Duration {
 /// [`KEEPALIVE_SPREAD_SECS`]).
 pub fn tune_backend(stream: &TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    SockRef::from(stream).set_tcp_keepalive(&keepalive(backend_idle()))
+    SockRef::from(stream).set_tcp_keepalive(&keepalive(spread_idle()))
 }
 
 /// The listener, for every client connection it will accept: no Nagle, keepalive, and at
@@ -58,6 +59,15 @@ pub fn tune_listener(listener: &TcpListener, max_unsent: u32) -> io::Result<()> 
     socket.set_tcp_nodelay(true)?;
     socket.set_tcp_keepalive(&keepalive(KEEPALIVE_IDLE))?;
     set_max_unsent(listener, max_unsent)
+}
+
+/// An accepted client connection: its first keepalive probe spread like a backend's. The
+/// rest of its options came from the listener; the kernel completes a burst of handshakes
+/// before they are accepted, so only a per-connection setting can spread them.
+/// One system call: keepalive itself, its interval and count came from the listener.
+pub fn spread_client_keepalive(stream: &TcpStream) -> io::Result<()> {
+    rustix::net::sockopt::set_tcp_keepidle(stream, spread_idle())?;
+    Ok(())
 }
 
 /// Changes the unsent bound for connections accepted from now on.
@@ -109,5 +119,10 @@ mod tests {
         assert_eq!(socket.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
         assert_eq!(socket.tcp_keepalive_retries().unwrap(), KEEPALIVE_RETRIES);
         assert_eq!(socket.tcp_notsent_lowat().unwrap(), 96 * 1024);
+        spread_client_keepalive(&accepted).unwrap();
+        let idle = socket.tcp_keepalive_time().unwrap();
+        assert!(idle >= KEEPALIVE_IDLE && idle < KEEPALIVE_IDLE + Duration::from_secs(30));
+        assert!(socket.keepalive().unwrap(), "still on");
+        assert_eq!(socket.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
     }
 }
