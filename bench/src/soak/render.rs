@@ -330,8 +330,9 @@ fn liveness_section(out: &mut String, run: &liveness::Run) {
         out,
         "- two holds, one after the other, each by a fresh gateway (the default configuration \
          but the liveness settings below, and the admin listener on): one warm-up session, \
-         then {} sessions opened {opening} and each verified by an echo; held {} s, the \
-         clients answering every ping; then each verified by one more echo",
+         then {} sessions opened {opening} each verified by an echo and from then on \
+         answering every ping; held {} s once all were open; then each verified by one \
+         more echo",
         run.sessions,
         secs(run.hold)
     );
