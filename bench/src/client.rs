@@ -227,20 +227,27 @@ impl Conn {
         }
     }
 
-    /// Holds the connection open and quiet until `until`, answering every ping the gateway
-    /// sends, as a live client does, and counting them in `answered`. Fails if the
-    /// connection ends (the gateway dropped it) or data arrives that nobody asked for.
-    pub async fn hold(&mut self, until: tokio::time::Instant, answered: &mut u64) -> Result<()> {
+    /// Holds the connection open and quiet until `end` resolves, answering every ping the
+    /// gateway sends, as a live client does, and counting them in `answered` as they go.
+    /// Fails if the connection ends (the gateway dropped it) or data arrives that nobody
+    /// asked for.
+    pub async fn hold(
+        &mut self,
+        end: impl Future<Output = ()>,
+        answered: &AtomicU64,
+    ) -> Result<()> {
+        tokio::pin!(end);
         loop {
+            // Only the read is given up when `end` comes first: it is cancel-safe (the
+            // reader keeps what it read between calls); a pong is never cut short.
             let event = tokio::select! {
-                // Cancel-safe: the reader keeps what it read between calls.
                 event = self.reader.next(&mut self.sock) => event?,
-                () = tokio::time::sleep_until(until) => return Ok(()),
+                () = &mut end => return Ok(()),
             };
             match event {
                 Event::Ping(payload) => {
                     self.pong(payload).await?;
-                    *answered += 1;
+                    answered.fetch_add(1, Ordering::Relaxed);
                 }
                 Event::Data(_) => bail!("data arrived on a quiet connection"),
                 Event::Close => bail!("the gateway closed the connection (close frame)"),

@@ -276,7 +276,7 @@ fn bench(cli: &Cli) -> Result<bool> {
         .collect();
     let runs = results.outcomes.len() + soaks.len();
     for done in &soaks {
-        let text = soak::section(done.soak, &done.ctx, &done.outcome, plan.smoke);
+        let text = soak::section(done.soak, &done.ctx, &done.outcome, plan.smoke, &plan.notes);
         println!("{text}");
         if let Some(out) = &cli.out {
             report::write_section(out, &soak::section_name(done.soak, &plan.soak), &text)?;

@@ -4,27 +4,20 @@
 //! whether any session was dropped, and what liveness costs the gateway in CPU per 1,000
 //! idle sessions: the difference between the two holds.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::task::JoinSet;
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, sleep_until};
 
 use super::series::{Sample, Sampler};
+use super::sessions::{Sessions, verify};
 use crate::backend::Kind;
 use crate::client::{Conn, SMALL_BUFFER};
 use crate::gatewaylog::Ended;
 use crate::procfs::{CpuSnap, CpuUse};
 use crate::scenario::echo::message;
-use crate::scenario::idle::{self, PARALLEL};
 use crate::scenario::{Env, Setup, Target};
 use crate::scrape::{self, Scraped};
-
-/// How long the holding tasks may take to hand their connections back after the hold, and
-/// one verifying echo may take.
-const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The gateway's liveness settings for one hold.
 #[derive(Debug, Clone, Copy)]
@@ -65,7 +58,7 @@ pub struct Hold {
     pub hold_secs: f64,
     /// CPU use over the hold (the opening and verifying phases left out).
     pub cpu: CpuUse,
-    /// Pings the clients answered during the hold.
+    /// Pings the clients answered during the hold (whether their session lasted or not).
     pub pongs: u64,
     /// The gateway's counters at the start and end of the hold, and after verifying.
     pub metrics: Option<[Scraped; 3]>,
@@ -116,21 +109,13 @@ pub async fn hold(env: &Env, shape: Shape, liveness: Liveness) -> Result<Hold> {
 }
 
 async fn hold_on(setup: &Setup, shape: Shape, liveness: Liveness) -> Result<Hold> {
-    let Shape {
-        sessions: n,
-        hold,
-        every,
-        open_rate,
-    } = shape;
     let pid = setup.pid().context("the gateway has no PID")?;
     let mut warm = Conn::open(setup.addr, &setup.proto, SMALL_BUFFER).await?;
     warm.echo(&message(0)).await?;
     warm.close().await?;
-    let opened = match open_rate {
-        Some(rate) => open_paced(setup, n, rate).await?,
-        None => idle::open_all(setup, n).await?,
-    };
-    let conns = idle::echo_all(opened).await?;
+    let n = shape.sessions;
+    let sessions = Sessions::open(setup, n, shape.open_rate);
+    sessions.opened().await?;
     let scrape = || async {
         match setup.admin() {
             Some(admin) => scrape::metrics(admin).await.map(Some),
@@ -139,33 +124,18 @@ async fn hold_on(setup: &Setup, shape: Shape, liveness: Liveness) -> Result<Hold
     };
 
     let metrics_start = scrape().await?;
+    let pongs_before = sessions.pongs();
     let mut sampler = Sampler::new(pid);
     let cpu_start = CpuSnap::take(Some(pid));
-    let until = sampler.start() + hold;
-    let (holding, pongs) = (
-        Arc::new(AtomicU64::new(n as u64)),
-        Arc::new(AtomicU64::new(0)),
-    );
-    let mut tasks = JoinSet::new();
-    for mut conn in conns {
-        let (holding, pongs) = (holding.clone(), pongs.clone());
-        tasks.spawn(async move {
-            let mut answered = 0;
-            let held = conn.hold(until, &mut answered).await;
-            pongs.fetch_add(answered, Ordering::Relaxed);
-            if held.is_err() {
-                holding.fetch_sub(1, Ordering::Relaxed);
-            }
-            held.map(|()| conn)
-        });
-    }
+    let until = sampler.start() + shape.hold;
+    sessions.hold_until(until);
     loop {
-        sampler.take(holding.load(Ordering::Relaxed))?;
+        sampler.take(sessions.holding())?;
         if Instant::now() >= until {
             break;
         }
         tokio::select! {
-            () = sampler.wait_next(every) => {}
+            () = sampler.wait_next(shape.every) => {}
             () = sleep_until(until) => {}
         }
     }
@@ -174,20 +144,9 @@ async fn hold_on(setup: &Setup, shape: Shape, liveness: Liveness) -> Result<Hold
     let (backlog_drops, timed_out) = sampler.totals();
     let metrics_end = scrape().await?;
 
-    let (mut held, mut first_drop) = (Vec::with_capacity(n), None);
-    timeout(PATIENCE, async {
-        while let Some(joined) = tasks.join_next().await {
-            match joined.context("a holding task panicked")? {
-                Ok(conn) => held.push(conn),
-                Err(e) => {
-                    first_drop.get_or_insert_with(|| format!("{e:#}"));
-                }
-            }
-        }
-        Ok::<_, anyhow::Error>(())
-    })
-    .await
-    .context("the holding tasks did not end after the hold")??;
+    let pongs = sessions.pongs();
+    let (held, first_drop) = sessions.finish().await?;
+    let pongs = pongs - pongs_before;
     let dropped = n - held.len();
     let (verified, first_unverified, still_open) = verify(held).await?;
     // Scraped while the verified sessions are still open, so the gateway counts them.
@@ -205,7 +164,7 @@ async fn hold_on(setup: &Setup, shape: Shape, liveness: Liveness) -> Result<Hold
         first_unverified,
         hold_secs,
         cpu,
-        pongs: pongs.load(Ordering::Relaxed),
+        pongs,
         metrics: match (metrics_start, metrics_end, metrics_after) {
             (Some(a), Some(b), Some(c)) => Some([a, b, c]),
             _ => None,
@@ -216,59 +175,6 @@ async fn hold_on(setup: &Setup, shape: Shape, liveness: Liveness) -> Result<Hold
         ended,
         notable,
     })
-}
-
-/// Opens `n` connections at `rate` a second, each in its own task.
-async fn open_paced(setup: &Setup, n: usize, rate: f64) -> Result<Vec<Conn>> {
-    let period = Duration::from_secs_f64(1.0 / rate);
-    let start = Instant::now();
-    let mut tasks = JoinSet::new();
-    for i in 0..n {
-        sleep_until(start + period.mul_f64(i as f64)).await;
-        let (addr, proto) = (setup.addr, setup.proto.clone());
-        tasks.spawn(async move { Conn::open(addr, &proto, SMALL_BUFFER).await });
-    }
-    let mut conns = Vec::with_capacity(n);
-    while let Some(opened) = tasks.join_next().await {
-        conns.push(opened.context("an opening task panicked")??);
-    }
-    Ok(conns)
-}
-
-/// One more echo on each connection, [`PARALLEL`] at a time: how many carried it, the
-/// first error of one that did not, and the connections, still open.
-async fn verify(conns: Vec<Conn>) -> Result<(usize, Option<String>, Vec<Conn>)> {
-    let mut groups: Vec<Vec<Conn>> = (0..PARALLEL).map(|_| Vec::new()).collect();
-    for (i, conn) in conns.into_iter().enumerate() {
-        groups[i % PARALLEL].push(conn);
-    }
-    let mut tasks = JoinSet::new();
-    for (g, mut group) in groups.into_iter().enumerate() {
-        tasks.spawn(async move {
-            let (mut ok, mut first_error) = (0, None);
-            for (i, conn) in group.iter_mut().enumerate() {
-                let seq = (1 << 63) | ((g as u64) << 32) | i as u64;
-                match timeout(PATIENCE, conn.echo(&message(seq))).await {
-                    Ok(Ok(())) => ok += 1,
-                    Ok(Err(e)) => {
-                        first_error.get_or_insert_with(|| format!("{e:#}"));
-                    }
-                    Err(_) => {
-                        first_error.get_or_insert_with(|| format!("no echo within {PATIENCE:?}"));
-                    }
-                }
-            }
-            (ok, first_error, group)
-        });
-    }
-    let (mut verified, mut first_error, mut conns) = (0, None, Vec::new());
-    while let Some(joined) = tasks.join_next().await {
-        let (ok, error, group) = joined.context("a verifying task panicked")?;
-        verified += ok;
-        first_error = first_error.or(error);
-        conns.extend(group);
-    }
-    Ok((verified, first_error, conns))
 }
 
 /// Both holds of one liveness soak, pinging first.

@@ -406,13 +406,10 @@ impl Worker {
         .await
         .context("opening an idle session hung")??;
         let until = Instant::now() + life;
-        let mut answered = 0;
-        let held = tokio::select! {
-            held = s.conn().hold(until, &mut answered) => held,
-            () = self.stop.cancelled() => Ok(()),
+        tokio::select! {
+            held = s.conn().hold(sleep_until(until), &self.done.pings) => held?,
+            () = self.stop.cancelled() => {}
         };
-        self.done.pings.fetch_add(answered, Ordering::Relaxed);
-        held?;
         timeout(OP_PATIENCE, async {
             s.conn().echo(&message(seq + 1)).await?;
             s.close().await

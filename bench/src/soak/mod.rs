@@ -10,6 +10,7 @@ mod load;
 mod mixed;
 mod render;
 mod series;
+mod sessions;
 
 use std::fmt;
 use std::time::Duration;

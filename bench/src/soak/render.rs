@@ -27,12 +27,14 @@ pub const FLAT_FDS_PER_MIN: f64 = 1.0;
 /// Smallest chunk glibc's malloc hands out: what one leaked allocation costs at least.
 const SMALLEST_ALLOCATION: f64 = 32.0;
 
-/// The section of `soak`'s report: `ctx` says how and where it was run.
+/// The section of `soak`'s report: `ctx` says how and where it was run, `notes` what was
+/// changed from the defaults (`--gateway-env`, fitted counts).
 pub fn section(
     soak: Soak,
     ctx: &report::Context,
     outcome: &Result<Outcome, String>,
     smoke: bool,
+    notes: &[String],
 ) -> String {
     let mut out = String::new();
     let title = match soak {
@@ -44,6 +46,12 @@ pub fn section(
         let _ = writeln!(out, "**Smoke run: tiny and short, figures meaningless.**\n");
     }
     report::run_lines(&mut out, ctx);
+    for note in notes {
+        let _ = writeln!(
+            out,
+            "- note: {note} (it has the last word over the settings below)"
+        );
+    }
     match outcome {
         Ok(Outcome::Mixed(run)) => mixed_section(&mut out, run),
         Ok(Outcome::Liveness(run)) => liveness_section(&mut out, run),
@@ -330,8 +338,9 @@ fn liveness_section(out: &mut String, run: &liveness::Run) {
         out,
         "- two holds, one after the other, each by a fresh gateway (the default configuration \
          but the liveness settings below, and the admin listener on): one warm-up session, \
-         then {} sessions opened {opening} and each verified by an echo; held {} s, the \
-         clients answering every ping; then each verified by one more echo",
+         then {} sessions opened {opening} each verified by an echo and from then on \
+         answering every ping; held {} s once all were open; then each verified by one \
+         more echo",
         run.sessions,
         secs(run.hold)
     );
