@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 
 use super::pool;
 use super::session_state::SessionState;
-use super::socket::ClientStream;
+use super::socket::{self, ClientStream};
 use super::splice::SplicedFrame;
 use crate::frame::close::control_frame;
 use crate::frame::{OpCode, UnansweredPings};
@@ -20,8 +20,10 @@ enum Frame {
     Data(Box<[u8]>),
     /// The gateway's own ping, whose arrival liveness watches for.
     Ping(Vec<u8>),
-    /// A pong or the close frame.
+    /// A pong.
     Control(Vec<u8>),
+    /// The close frame.
+    Close(Vec<u8>),
     /// Header here, payload in a pipe (plain-TCP clients).
     Spliced(SplicedFrame),
 }
@@ -30,7 +32,7 @@ impl Frame {
     fn bytes(&self) -> &[u8] {
         match self {
             Self::Data(b) => b,
-            Self::Ping(v) | Self::Control(v) => v,
+            Self::Ping(v) | Self::Control(v) | Self::Close(v) => v,
             Self::Spliced(_) => &[],
         }
     }
@@ -61,6 +63,9 @@ pub struct ClientWriter {
     /// A ping has fully reached the socket since the last [`Self::take_ping_left`].
     ping_left: bool,
     close: Option<Vec<u8>>,
+    /// The close frame is the last thing the connection carries: on plain TCP it leaves
+    /// with the FIN ([`socket::poll_write_last`]).
+    close_is_last: bool,
     /// Data frames that have fully reached the socket.
     delivered: u64,
 }
@@ -108,17 +113,19 @@ impl ClientWriter {
         self.ping_due = true;
     }
 
-    /// From now on only `close` (if any) goes out, after the frame in flight.
-    pub fn begin_close(&mut self, close: Option<Vec<u8>>) {
+    /// From now on only `close` (if any) goes out, after the frame in flight; `last` when
+    /// nothing is read or written on the connection after it (the client closed first).
+    pub fn begin_close(&mut self, close: Option<Vec<u8>>, last: bool) {
         self.pongs.clear();
         self.ping_due = false;
         self.close = close;
+        self.close_is_last = last;
     }
 
     /// Starts the next control frame waiting, if any; whether one was started. Only when idle.
     pub fn start_control(&mut self, act: &SessionState<'_>) -> bool {
         let frame = if let Some(close) = self.close.take() {
-            Frame::Control(close)
+            Frame::Close(close)
         } else if let Some(payload) = self.pongs.pop() {
             Frame::Control(control_frame(OpCode::Pong, &payload))
         } else if std::mem::take(&mut self.ping_due) {
@@ -147,10 +154,13 @@ impl ClientWriter {
                 let tcp = client.tcp().ok_or(io::ErrorKind::Unsupported)?;
                 ready!(frame.poll_send(tcp, cx))?;
             }
+            let last = matches!(out.frame, Frame::Close(_)) && self.close_is_last;
             while out.pos < out.end {
-                let n = ready!(
-                    Pin::new(&mut *client).poll_write(cx, &out.frame.bytes()[out.pos..out.end])
-                )?;
+                let bytes = &out.frame.bytes()[out.pos..out.end];
+                let n = match client.tcp() {
+                    Some(tcp) if last => ready!(socket::poll_write_last(tcp, cx, bytes))?,
+                    _ => ready!(Pin::new(&mut *client).poll_write(cx, bytes))?,
+                };
                 if n == 0 {
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
@@ -159,7 +169,7 @@ impl ClientWriter {
             if let Some(done) = self.current.take() {
                 self.flushing = Some(match done.frame {
                     Frame::Ping(_) => Flushing::Ping,
-                    Frame::Control(_) => Flushing::Other,
+                    Frame::Control(_) | Frame::Close(_) => Flushing::Other,
                     Frame::Data(buf) => {
                         pool::give(buf);
                         Flushing::Data
