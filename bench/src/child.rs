@@ -335,6 +335,52 @@ impl Drop for Middle {
 mod tests {
     use super::*;
 
+    /// HAProxy started as a run starts it carries bytes both ways to the backend, and is
+    /// gone, with its directory, once dropped. Skipped without HAProxy, except under CI.
+    #[tokio::test]
+    async fn haproxy_proxies_to_the_backend_and_ends_with_its_files() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Some(haproxy) = Haproxy::find(&[], Some(1024)) else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set: haproxy must be installed"
+            );
+            eprintln!("haproxy not installed: skipped");
+            return;
+        };
+        // An echo backend: every connection (HAProxy's readiness check's among them).
+        let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let backend_addr = backend.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = backend.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 64];
+                    while let Ok(n @ 1..) = sock.read(&mut buf).await {
+                        if sock.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let middle = Middle::haproxy(&haproxy, backend_addr).await.unwrap();
+        let (pid, dir) = (middle.pid, middle.workdir.clone().unwrap());
+        let config = std::fs::read_to_string(dir.join(crate::haproxy::CONFIG_FILE)).unwrap();
+        assert!(
+            config.contains(&format!("server backend {backend_addr}")),
+            "{config}"
+        );
+        let mut client = tokio::net::TcpStream::connect(middle.addr).await.unwrap();
+        client.write_all(b"through haproxy").await.unwrap();
+        let mut got = [0u8; 15];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"through haproxy");
+        assert!(procfs::listens_on(pid, middle.addr.port()));
+        drop(middle);
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+
     #[test]
     fn the_gateway_listening_line_gives_its_address() {
         let line = r#"{"timestamp":"t","level":"INFO","message":"listening","addr":"127.0.0.1:4567","admin":"off","routes":1,"target":"wsgate"}"#;
