@@ -197,18 +197,27 @@ where
     let style =
         TextStyle::from((FONT, TEXT_SIZE).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
     let y = (LEGEND_HEIGHT / 2) as i32;
-    let mut x = 100;
+    let mut x = LEGEND_LEFT;
     for &(_, name, colour) in BARS.iter().filter(|(t, _, _)| shown(*t)) {
         area.draw(&Rectangle::new(
             [(x, y - 7), (x + 14, y + 7)],
             colour.filled(),
         ))?;
         area.draw(&Text::new(name, (x + 20, y), style.clone()))?;
-        x += 40 + 9 * name.len() as i32;
+        x += legend_entry_width(name);
     }
     let note = format!("bars: medians of {repeats}");
-    area.draw(&Text::new(note, (x + 20, y), style.color(&BLACK.mix(0.6))))?;
+    area.draw(&Text::new(note, (x, y), style.color(&BLACK.mix(0.6))))?;
     Ok(())
+}
+
+/// Where the legend starts, in pixels from the left.
+const LEGEND_LEFT: i32 = 100;
+
+/// Pixels one legend entry takes: swatch, name (at most 9 px a character at this size),
+/// gap.
+fn legend_entry_width(name: &str) -> i32 {
+    40 + 9 * name.chars().count() as i32
 }
 
 fn render(title: &str, panels: &[(&Panel, Vec<Group>)], repeats: &str) -> DrawResult<String> {
@@ -220,8 +229,15 @@ fn render(title: &str, panels: &[(&Panel, Vec<Group>)], repeats: &str) -> DrawRe
         })
         .max()
         .unwrap_or(0);
+    // Wide enough for every bar, and for the legend row with its note.
+    let legend_width = LEGEND_LEFT as u32
+        + BARS
+            .iter()
+            .map(|(_, n, _)| legend_entry_width(n) as u32)
+            .sum::<u32>()
+        + 9 * ("bars: medians of ".len() + repeats.len()) as u32;
     let size = (
-        (widest + 220).max(720),
+        (widest + 220).max(legend_width).max(720),
         TITLE_HEIGHT + LEGEND_HEIGHT + PANEL_HEIGHT * panels.len() as u32,
     );
     let mut svg = String::new();
@@ -271,7 +287,7 @@ where
             .get(i)
             .map_or_else(String::new, |(s, _)| s.to_string())
     };
-    let value = |y: &f64| num(*y);
+    let value = |y: &f64| if *y == 0.0 { "0".into() } else { num(*y) };
     chart
         .configure_mesh()
         .disable_x_mesh()
