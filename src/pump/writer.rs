@@ -11,7 +11,8 @@ use super::pool;
 use super::session_state::SessionState;
 use super::socket::ClientStream;
 use super::splice::SplicedFrame;
-use crate::frame::close::control_frame;
+use crate::frame::close::{control_frame, masked};
+use crate::frame::mask::MaskKeys;
 use crate::frame::{OpCode, UnansweredPings};
 
 /// The bytes of one frame on their way out.
@@ -63,9 +64,28 @@ pub struct ClientWriter {
     close: Option<Vec<u8>>,
     /// Data frames that have fully reached the socket.
     delivered: u64,
+    /// Set when we are the client (`wsgate client`): every frame we send is masked.
+    masks: Option<Box<MaskKeys>>,
 }
 
 impl ClientWriter {
+    /// A writer whose frames are masked (`wsgate client` towards a gateway) or not.
+    pub fn new(masking: bool) -> Self {
+        Self {
+            masks: masking.then(Box::default),
+            ..Self::default()
+        }
+    }
+
+    pub fn is_masking(&self) -> bool {
+        self.masks.is_some()
+    }
+
+    /// The key for the next data frame, when frames are masked.
+    pub fn next_mask(&mut self) -> Option<[u8; 4]> {
+        self.masks.as_mut().map(|m| m.next_key())
+    }
+
     pub fn delivered(&self) -> u64 {
         self.delivered
     }
@@ -126,6 +146,11 @@ impl ClientWriter {
             Frame::Ping(control_frame(OpCode::Ping, &[]))
         } else {
             return false;
+        };
+        let frame = match (frame, self.masks.as_mut()) {
+            (Frame::Control(f), Some(m)) => Frame::Control(masked(&f, m.next_key())),
+            (Frame::Ping(f), Some(m)) => Frame::Ping(masked(&f, m.next_key())),
+            (frame, _) => frame,
         };
         let end = frame.bytes().len();
         self.current = Some(InFlight { frame, pos: 0, end });

@@ -1,0 +1,117 @@
+//! Opening one session to one gateway URL: TCP (directly or through a proxy's CONNECT),
+//! TLS when the URL is wss://, then the upgrade. Each failure says whether trying again may
+//! help ([`DialError::retryable`]): a refused connection or a gateway answering 503 may,
+//! a 401 or a certificate the client does not trust will not.
+
+use std::io;
+use std::sync::Arc;
+
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use super::handshake::{self, Opened};
+use super::plan::TunnelPlan;
+use super::proxy;
+use crate::config::GatewayUrl;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error("connect: {0}")]
+    Connect(io::Error),
+    #[error("proxy: {0}")]
+    Proxy(io::Error),
+    #[error("proxy refused the tunnel with status {0}")]
+    ProxyRefused(u16),
+    #[error("tls: {0}")]
+    Tls(io::Error),
+    #[error("{0}")]
+    Io(io::Error),
+    #[error("gateway answered {0} instead of 101")]
+    Refused(u16),
+    #[error("bad handshake: {0}")]
+    Handshake(&'static str),
+    #[error("no answer within the connect timeout")]
+    Timeout,
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl DialError {
+    /// Whether another attempt may succeed: the gateway or the path to it is down or busy,
+    /// not refusing us for what we are.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Self::Connect(_) | Self::Proxy(_) | Self::Io(_) | Self::Timeout => true,
+            Self::Refused(code) | Self::ProxyRefused(code) => {
+                matches!(code, 408 | 429 | 500..=599)
+            }
+            // A certificate problem is not fixed by waiting; a TLS connection reset is.
+            Self::Tls(e) => e.kind() != io::ErrorKind::InvalidData,
+            Self::Handshake(_) | Self::Setup(_) => false,
+        }
+    }
+
+    /// A short label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "connect",
+            Self::Proxy(_) | Self::ProxyRefused(_) => "proxy",
+            Self::Tls(_) => "tls",
+            Self::Io(_) => "io",
+            Self::Refused(_) => "refused",
+            Self::Handshake(_) => "handshake",
+            Self::Timeout => "timeout",
+            Self::Setup(_) => "setup",
+        }
+    }
+}
+
+/// The gateway connection, as the pump takes it.
+pub enum GatewayStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// An open session: the stream, and what the handshake said.
+pub struct Dialed {
+    pub stream: GatewayStream,
+    pub opened: Opened,
+}
+
+/// One attempt at `url`, without a deadline (the caller sets one).
+pub async fn dial(plan: &TunnelPlan, url: &GatewayUrl) -> Result<Dialed, DialError> {
+    let tcp = match proxy::choose(plan.proxy.as_deref(), url).map_err(DialError::Setup)? {
+        Some(p) => proxy::connect(&p, url).await?,
+        None => TcpStream::connect((url.host.as_str(), url.port))
+            .await
+            .map_err(DialError::Connect)?,
+    };
+    // Request and response are small, the data that follows is latency-bound.
+    tcp.set_nodelay(true).map_err(DialError::Connect)?;
+    let extras = &plan.extras;
+    if !url.tls {
+        let mut tcp = tcp;
+        let opened = handshake::open(&mut tcp, url, extras).await?;
+        return Ok(Dialed {
+            stream: GatewayStream::Plain(tcp),
+            opened,
+        });
+    }
+    let tls = plan
+        .tls
+        .as_ref()
+        .ok_or_else(|| DialError::Setup("no TLS settings for a wss:// URL".into()))?;
+    let name = ServerName::try_from(url.host.clone())
+        .map_err(|_| DialError::Setup(format!("{:?} is not a server name", url.host)))?;
+    let mut stream = TlsConnector::from(Arc::clone(tls))
+        .connect(name, tcp)
+        .await
+        .map_err(DialError::Tls)?;
+    let opened = handshake::open(&mut stream, url, extras).await?;
+    Ok(Dialed {
+        stream: GatewayStream::Tls(Box::new(stream)),
+        opened,
+    })
+}
