@@ -150,6 +150,7 @@ fn client(cli: &Cli, args: &ClientArgs) -> ExitCode {
     };
     let prepared = source
         .load()
+        .map_err(Client::explain)
         .and_then(|cfg| Client::new(&cfg).map(|client| (cfg, client)));
     let (cfg, client) = match prepared {
         Ok(ready) => ready,

@@ -27,6 +27,9 @@ use crate::listener;
 use plan::TunnelPlan;
 use stats::StatsRegistry;
 
+const NO_TUNNELS: &str =
+    "no tunnels: add at least one { listen, url } (or pass --listen and --url)";
+
 /// Every tunnel of a config, ready to serve.
 pub struct Client {
     plans: Vec<Arc<TunnelPlan>>,
@@ -43,10 +46,7 @@ impl Client {
         let mut bad = ConfigError::default();
         let mut plans = Vec::new();
         if cfg.tunnels.is_empty() {
-            bad.push(
-                "tunnels",
-                "no tunnels: add at least one { listen, url } (or pass --listen and --url)",
-            );
+            bad.push("tunnels", NO_TUNNELS);
         }
         for i in 0..cfg.tunnels.len() {
             match TunnelPlan::build(cfg, i, &stats.pump) {
@@ -61,6 +61,23 @@ impl Client {
             grace: cfg.shutdown.grace,
             backlog: cfg.limits.listen_backlog,
         })
+    }
+
+    /// A config loaded for `wsgate client` needs tunnels, not routes: the gateway's "no
+    /// routes" problem (raised only when there are no tunnels either) says so instead.
+    pub fn explain(e: ConfigError) -> ConfigError {
+        let problems = e
+            .problems
+            .into_iter()
+            .map(|mut p| {
+                if p.key == "routes" && p.message.starts_with("no routes") {
+                    p.key = "tunnels".into();
+                    p.message = NO_TUNNELS.into();
+                }
+                p
+            })
+            .collect();
+        ConfigError { problems }
     }
 
     /// One line per tunnel, for `wsgate check`.

@@ -10,6 +10,7 @@ use tokio::time::{Instant, sleep, timeout};
 
 use super::dial::{DialError, Dialed, dial};
 use super::plan::TunnelPlan;
+use super::stats::ClientStats;
 use crate::config::Reconnect;
 
 /// A session that opened, and what it took.
@@ -22,13 +23,14 @@ pub struct Attempted<T> {
 }
 
 /// Opens a session for `plan`, retrying as its `reconnect` allows.
-pub async fn open(plan: &TunnelPlan) -> Attempted<Dialed> {
+pub async fn open(plan: &TunnelPlan, stats: &ClientStats) -> Attempted<Dialed> {
     let urls = plan.urls.len().max(1);
     let mut attempts = 0;
     let started = Instant::now();
     loop {
         let url = attempts as usize % urls;
         attempts += 1;
+        stats.attempt(attempts > 1);
         let result = match timeout(plan.connect_timeout, dial(plan, &plan.urls[url])).await {
             Ok(result) => result,
             Err(_) => Err(DialError::Timeout),

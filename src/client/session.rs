@@ -30,10 +30,9 @@ pub async fn serve(
 ) {
     let started = Instant::now();
     let attempted = tokio::select! {
-        attempted = retry::open(&plan) => attempted,
+        attempted = retry::open(&plan, &stats) => attempted,
         () = life.stopping() => return,
     };
-    stats.attempted(attempted.attempts);
     let url = plan
         .urls
         .get(attempted.url)
@@ -130,8 +129,9 @@ fn log_access(
         url = %url,
         attempts,
         duration_ms = millis(started),
-        bytes_up = outcome.bytes_up,
-        bytes_down = outcome.bytes_down,
+        // The pump's "up" is towards its backend, here the local program.
+        bytes_up = outcome.bytes_down,
+        bytes_down = outcome.bytes_up,
         close_code = end.logged_code(),
         ended_by = ended_by(end),
         end = end_label(end),

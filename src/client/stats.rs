@@ -111,7 +111,13 @@ impl StatsRegistry {
                 .trim_start_matches("# TYPE ")
                 .trim_start_matches("# UNIT ");
             if PUMP_FAMILIES.iter().any(|f| family.starts_with(f)) {
-                out.push_str(line);
+                // The pump's "up" is towards its backend, here the local program: named
+                // from the client's side, "up" is towards the gateway.
+                let line = line
+                    .replace("direction=\"up\"", "direction=\"\u{0}\"")
+                    .replace("direction=\"down\"", "direction=\"up\"")
+                    .replace("direction=\"\u{0}\"", "direction=\"down\"");
+                out.push_str(&line);
                 out.push('\n');
             }
         }
@@ -127,9 +133,12 @@ impl Default for StatsRegistry {
 }
 
 impl ClientStats {
-    pub fn attempted(&self, attempts: u32) {
-        self.attempts.inc_by(u64::from(attempts));
-        self.retries.inc_by(u64::from(attempts.saturating_sub(1)));
+    /// One attempt to open a session is starting; `retry` when it is not the first.
+    pub fn attempt(&self, retry: bool) {
+        self.attempts.inc();
+        if retry {
+            self.retries.inc();
+        }
     }
 
     pub fn open_failed(&self) {

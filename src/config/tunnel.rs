@@ -252,7 +252,7 @@ pub(super) fn check_tunnels(bad: &mut ConfigError, tunnels: &[Tunnel]) {
                 key("listen"),
                 format!("{:?} is not an ip:port address", t.listen),
             );
-        } else if !listens.insert(t.listen.as_str()) {
+        } else if !t.listen.ends_with(":0") && !listens.insert(t.listen.as_str()) {
             bad.push(
                 key("listen"),
                 format!("{:?} is used by an earlier tunnel", t.listen),
