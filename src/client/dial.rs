@@ -43,7 +43,10 @@ impl DialError {
     /// not refusing us for what we are.
     pub fn retryable(&self) -> bool {
         match self {
-            Self::Connect(_) | Self::Proxy(_) | Self::Io(_) | Self::Timeout => true,
+            Self::Connect(_) | Self::Proxy(_) | Self::Timeout => true,
+            // TLS refusing us after the handshake (TLS 1.3 checks a client certificate
+            // then) surfaces on the first read as invalid data; a reset is worth a retry.
+            Self::Io(e) => e.kind() != io::ErrorKind::InvalidData,
             Self::Refused(code) | Self::ProxyRefused(code) => {
                 matches!(code, 408 | 429 | 500..=599)
             }
@@ -59,6 +62,7 @@ impl DialError {
             Self::Connect(_) => "connect",
             Self::Proxy(_) | Self::ProxyRefused(_) => "proxy",
             Self::Tls(_) => "tls",
+            Self::Io(e) if e.kind() == io::ErrorKind::InvalidData => "tls",
             Self::Io(_) => "io",
             Self::Refused(_) => "refused",
             Self::Handshake(_) => "handshake",
