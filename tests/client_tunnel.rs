@@ -448,3 +448,48 @@ async fn bad_flags_and_config_exit_64_naming_key_and_value() {
     .unwrap();
     refused(&["serve", "--config", config], &["routes"]).await;
 }
+
+#[tokio::test]
+async fn sigterm_closes_open_sessions_with_1001_and_exits_0() {
+    let backend = Backend::bind().await;
+    let gw = spawn_gateway(config_for(backend.addr)).await;
+    let mut client = tunnel_to(&gw.url("/"), &[]).await;
+    let mut local = TcpStream::connect(client.addr()).await.unwrap();
+    local.write_all(b"open").await.unwrap();
+    let mut far = backend.accept().await;
+    let mut got = [0u8; 4];
+    timeout(PATIENCE, far.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    client.proc.sigterm();
+    // The gateway hears close 1001 and half-closes its backend; the local side ends too.
+    let mut rest = Vec::new();
+    timeout(PATIENCE, far.read_to_end(&mut rest))
+        .await
+        .expect("the backend saw no EOF")
+        .unwrap();
+    timeout(PATIENCE, local.read_to_end(&mut rest))
+        .await
+        .expect("the local connection was not closed")
+        .unwrap();
+    let line = json(&client.next_session_line().await);
+    assert_eq!(field(&line, "end"), "shutdown", "{line}");
+    assert_eq!(field(&line, "close_code"), "1001", "{line}");
+    assert_eq!(client.proc.wait().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn many_connections_at_once_each_get_their_own_session() {
+    let gw = echo_gateway().await;
+    let client = tunnel_to(&gw.url("/"), &[]).await;
+    let addr = client.addr();
+    let tasks: Vec<_> = (0..50u64)
+        .map(|i| tokio::spawn(async move { (i, echo_through(addr, &bytes(64 * 1024, i)).await) }))
+        .collect();
+    for task in tasks {
+        let (i, got) = task.await.unwrap();
+        assert_eq!(got.len(), 64 * 1024);
+        check_pattern(i, 0, &got);
+    }
+}
