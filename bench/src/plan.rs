@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 
 use crate::procfs;
+use crate::scenario::tunnel::Load;
 use crate::scenario::{Scenario, Target, Timing};
 use crate::soak::{self, Soak};
 use crate::{Cli, TargetArg};
@@ -63,6 +64,10 @@ pub fn plan(cli: &Cli) -> Result<Plan> {
         Scenario::WssBulkUp(1),
         Scenario::WssBulkDown(1),
         Scenario::WssEcho(1),
+        Scenario::Tunnel(Load::BulkUp, 1),
+        Scenario::Tunnel(Load::BulkDown, 1),
+        Scenario::Tunnel(Load::Echo, 1),
+        Scenario::Tunnel(Load::Echo, 64),
     ];
     let asked = |name: String| cli.only.iter().any(|o| name.contains(o.as_str()));
     let scenarios: Vec<Scenario> = all

@@ -12,7 +12,7 @@ mod targets;
 use crate::Plan;
 use crate::procfs::{self, CpuUse, Machine};
 use crate::results::Results;
-use crate::scenario::{Metric, Scenario, Target};
+use crate::scenario::{Metric, Scenario, Target, tunnel};
 
 pub const BEGIN: &str = "<!-- bench:begin -->";
 pub const END: &str = "<!-- bench:end -->";
@@ -95,6 +95,7 @@ fn title(s: Scenario) -> String {
         Scenario::WssBulkUp(n) => format!("wss: {}", title(Scenario::BulkUp(n))),
         Scenario::WssBulkDown(n) => format!("wss: {}", title(Scenario::BulkDown(n))),
         Scenario::WssEcho(n) => format!("wss: {}", title(Scenario::Echo(n))),
+        Scenario::Tunnel(load, n) => tunnel::title(title(tunnel::plain(load, n))),
     }
 }
 
@@ -264,6 +265,7 @@ fn scenario_table(out: &mut String, plan: &Plan, r: &Results, s: Scenario) {
         Target::Wss => "wss",
         Target::Raw => "raw",
         Target::Proxy => "proxy",
+        Target::Tunnel => "chain",
     };
     let header = |t: Target| match t {
         Target::Gateway if s.tls() => "gateway ws",

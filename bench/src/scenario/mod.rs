@@ -6,6 +6,7 @@ mod bulk;
 mod churn;
 pub mod echo;
 pub mod idle;
+pub mod tunnel;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -39,6 +40,8 @@ pub enum Target {
     Proxy,
     /// The gateway serving wss:// (the wss scenarios only).
     Wss,
+    /// `wsgate client` in front of the gateway (the tunnel scenarios only).
+    Tunnel,
 }
 
 impl Target {
@@ -48,6 +51,7 @@ impl Target {
             Target::Raw => "raw TCP",
             Target::Proxy => "copy proxy",
             Target::Wss => "gateway wss",
+            Target::Tunnel => "wsgate client chain",
         }
     }
 }
@@ -70,6 +74,8 @@ pub enum Scenario {
     WssBulkDown(usize),
     /// [`Scenario::Echo`] over wss://.
     WssEcho(usize),
+    /// A load through `wsgate client` and the gateway (see [`tunnel`]).
+    Tunnel(tunnel::Load, usize),
 }
 
 impl fmt::Display for Scenario {
@@ -83,6 +89,7 @@ impl fmt::Display for Scenario {
             Scenario::WssBulkUp(n) => write!(f, "wss-bulk-up-{n}"),
             Scenario::WssBulkDown(n) => write!(f, "wss-bulk-down-{n}"),
             Scenario::WssEcho(n) => write!(f, "wss-echo-{n}"),
+            Scenario::Tunnel(load, n) => f.write_str(&tunnel::name(*load, *n)),
         }
     }
 }
@@ -95,6 +102,7 @@ impl Scenario {
             Scenario::Echo(_) | Scenario::Idle(_) | Scenario::Churn(_) | Scenario::WssEcho(_) => {
                 Kind::Echo
             }
+            Scenario::Tunnel(load, _) => tunnel::backend(load),
         }
     }
 
@@ -110,7 +118,9 @@ impl Scenario {
     /// baselines: wss against ws and raw TCP, otherwise the gateway against raw TCP and the
     /// copy proxy.
     pub fn columns(self) -> [Target; 3] {
-        if self.tls() {
+        if let Scenario::Tunnel(..) = self {
+            tunnel::COLUMNS
+        } else if self.tls() {
             [Target::Wss, Target::Gateway, Target::Raw]
         } else {
             [Target::Gateway, Target::Raw, Target::Proxy]
@@ -126,9 +136,9 @@ impl Scenario {
             .copied()
             .filter(|t| columns.contains(t))
             .collect();
-        if self.tls() {
-            targets.retain(|t| *t != Target::Wss);
-            targets.insert(0, Target::Wss);
+        if self.tls() || matches!(self, Scenario::Tunnel(..)) {
+            targets.retain(|t| *t != columns[0]);
+            targets.insert(0, columns[0]);
         }
         targets
     }
@@ -229,6 +239,7 @@ impl Setup {
                 Proto::Raw,
             ),
             Target::Raw => (None, Proto::Raw),
+            Target::Tunnel => anyhow::bail!("the tunnel chain is started by scenario::tunnel"),
         };
         Ok(Self {
             addr: middle.as_ref().map_or(backend.addr, |m| m.addr),
@@ -275,6 +286,9 @@ pub async fn measure(
     target: Target,
     timing: Timing,
 ) -> Result<Measured> {
+    if let Scenario::Tunnel(load, n) = scenario {
+        return tunnel::measure(env, load, n, target, timing).await;
+    }
     let retrans_before = procfs::tcp_ext("TCPSynRetrans");
     let setup = Setup::start(env, target, scenario.backend(), &[]).await?;
     let limit = timing.warmup + timing.window + RUN_SLACK;
@@ -285,6 +299,7 @@ pub async fn measure(
             Scenario::Echo(n) | Scenario::WssEcho(n) => echo::run(&setup, n, timing).await,
             Scenario::Idle(n) => idle::run(&setup, n).await,
             Scenario::Churn(n) => churn::run(&setup, n, timing).await,
+            Scenario::Tunnel(..) => Err(anyhow::anyhow!("measured by scenario::tunnel")),
         }
     };
     let measured = timeout(limit, run).await;
