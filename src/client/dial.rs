@@ -7,6 +7,7 @@ use std::io;
 use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
+use socket2::SockRef;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -15,6 +16,7 @@ use super::handshake::{self, Opened};
 use super::plan::TunnelPlan;
 use super::proxy;
 use crate::config::GatewayUrl;
+use crate::socket_options;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
@@ -92,8 +94,13 @@ pub async fn dial(plan: &TunnelPlan, url: &GatewayUrl) -> Result<Dialed, DialErr
             .await
             .map_err(DialError::Connect)?,
     };
-    // Request and response are small, the data that follows is latency-bound.
-    tcp.set_nodelay(true).map_err(DialError::Connect)?;
+    // As the gateway's own sockets: no Nagle, keepalive probes spread in time, and at most
+    // `limits.max_unsent_to_client` unsent in the kernel, so our pings, pongs and close
+    // never wait behind megabytes queued towards the gateway.
+    socket_options::tune_backend(&tcp).map_err(DialError::Connect)?;
+    SockRef::from(&tcp)
+        .set_tcp_notsent_lowat(plan.max_unsent)
+        .map_err(DialError::Connect)?;
     let extras = &plan.extras;
     if !url.tls {
         let mut tcp = tcp;

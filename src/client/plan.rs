@@ -28,6 +28,8 @@ pub struct TunnelPlan {
     pub connect_timeout: std::time::Duration,
     pub reconnect: Reconnect,
     pub pump: PumpConfig,
+    /// Most bytes left unsent in the kernel towards the gateway (`TCP_NOTSENT_LOWAT`).
+    pub max_unsent: u32,
     pub metrics: RouteMetrics,
 }
 
@@ -72,6 +74,7 @@ impl TunnelPlan {
             connect_timeout: t.connect_timeout,
             reconnect: t.reconnect.clone(),
             pump: pump_config(cfg),
+            max_unsent: u32::try_from(cfg.limits.max_unsent_to_client.0).unwrap_or(u32::MAX),
             metrics: metrics.route(t.label()),
         })
     }

@@ -19,6 +19,7 @@ use super::stats::ClientStats;
 use crate::error::{SessionEnd, Side};
 use crate::lifecycle::Lifecycle;
 use crate::pump::{Outcome, Pump};
+use crate::socket_options;
 
 /// Serves `local` until its session ends, or until it could not be opened.
 pub async fn serve(
@@ -56,8 +57,8 @@ pub async fn serve(
             return;
         }
     };
-    // The local side is latency-bound too (request/response programs).
-    let _ = local.set_nodelay(true);
+    // No Nagle (request/response programs), keepalive: as the gateway's backend sockets.
+    let _ = socket_options::tune_backend(&local);
     tracing::debug!(
         local = %peer,
         url = %url,
