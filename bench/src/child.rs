@@ -96,6 +96,20 @@ impl Middle {
         Self::wait_listening(child, stdout, stdin, proxy_listening).await
     }
 
+    /// A child started elsewhere (the client end of a tunnel chain) that listens at
+    /// `addr`: owned, measured and killed like the others.
+    pub fn adopt(child: Child, addr: SocketAddr) -> Self {
+        let pid = child.id();
+        Self {
+            child,
+            pid,
+            addr,
+            admin: None,
+            log: GatewayLog::default(),
+            _stdin: None,
+        }
+    }
+
     async fn wait_listening(
         child: Child,
         output: impl Read + Send + 'static,

@@ -266,6 +266,7 @@ fn scenario_table(out: &mut String, plan: &Plan, r: &Results, s: Scenario) {
         Target::Raw => "raw",
         Target::Proxy => "proxy",
         Target::Tunnel => "chain",
+        Target::Websocat => "websocat",
     };
     let header = |t: Target| match t {
         Target::Gateway if s.tls() => "gateway ws",

