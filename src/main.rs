@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tokio::net::TcpListener;
-use wsgate::cli::{self, CertArgs, Cli, ClientArgs, Command};
-use wsgate::client::Client;
+use wsgate::cli::{self, CertArgs, Cli, Command};
+use wsgate::client::{self, Client, ClientArgs};
 use wsgate::config::{Config, ConfigError, Log, Problem};
 use wsgate::lifecycle::{ReloadSignal, Signals};
 use wsgate::reload::{self, ConfigSource};
@@ -128,44 +128,16 @@ fn check(cli: &Cli) -> ExitCode {
 
 /// `wsgate client`: the flags' tunnel (or the config's tunnels), checked like any config.
 fn client(cli: &Cli, args: &ClientArgs) -> ExitCode {
-    let tunnel = match args.tunnel(cli.listen.as_deref()) {
-        Ok(tunnel) => tunnel,
+    let loaded = client::load(
+        &cli.config_file(),
+        cli.overrides(),
+        args,
+        cli.listen.as_deref(),
+    );
+    let (cfg, client) = match loaded {
+        Ok(ready) => ready,
         Err(e) => return bad_config(&e),
     };
-    let from_flags = tunnel.is_some();
-    let mut overrides = cli.overrides();
-    // Here --listen is the tunnel's local address, not the gateway's.
-    overrides.listen = None;
-    overrides.tunnel = tunnel;
-    let source = ConfigSource {
-        file: cli.config_file(),
-        overrides,
-    };
-    let named = |e: ConfigError| {
-        if from_flags {
-            ClientArgs::name_flags(e)
-        } else {
-            e
-        }
-    };
-    let prepared = source
-        .load()
-        .map_err(Client::explain)
-        .and_then(|cfg| Client::new(&cfg).map(|client| (cfg, client)));
-    let (cfg, client) = match prepared {
-        Ok(ready) => ready,
-        Err(e) => return bad_config(&named(e)),
-    };
-    if let Some(addr) = &args.metrics_listen {
-        if addr.parse::<std::net::SocketAddr>().is_err() {
-            return bad_config(&ConfigError {
-                problems: vec![Problem {
-                    key: "--metrics-listen".into(),
-                    message: format!("{addr:?} is not an ip:port address"),
-                }],
-            });
-        }
-    }
     logging::init(&cfg.log);
     let metrics_listen = args.metrics_listen.clone();
     block_on(async move {

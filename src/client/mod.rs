@@ -1,10 +1,11 @@
 //! `wsgate client`: the other end of the tunnel. Each configured tunnel listens on a local
 //! TCP port; every connection accepted there gets its own WebSocket session to the tunnel's
-//! gateway URL (`plan`: what a tunnel needs, built once; `dial`, `proxy`, `handshake`:
+//! gateway URL (`args`: its flags; `plan`: what a tunnel needs, built once; `dial`, `proxy`, `handshake`:
 //! opening one session; `retry`: backoff and failover while it does not open; `session`:
 //! the pump and the access-log line; `stats`: the counters). Shutdown drains like the
 //! gateway: stop accepting, close open sessions with 1001 after the data in flight.
 
+mod args;
 mod dial;
 mod handshake;
 mod plan;
@@ -24,6 +25,7 @@ use tracing::{Instrument, debug, info, info_span};
 use crate::config::{Config, ConfigError};
 use crate::lifecycle::Lifecycle;
 use crate::listener;
+pub use args::{ClientArgs, load};
 use plan::TunnelPlan;
 use stats::StatsRegistry;
 

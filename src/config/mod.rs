@@ -14,6 +14,7 @@ mod sections;
 mod tls;
 mod trust;
 mod tunnel;
+mod tunnel_url;
 pub mod units;
 mod validate;
 
@@ -31,7 +32,8 @@ pub use sections::{
     Admin, ClientIpHeader, Limits, Liveness, Log, LogFormat, Probe, Readiness, Reload, Shutdown,
 };
 pub use tls::{SniCertificate, Tls};
-pub use tunnel::{GatewayUrl, ProxyUrl, Reconnect, Tunnel};
+pub use tunnel::{Reconnect, Tunnel};
+pub use tunnel_url::{GatewayUrl, ProxyUrl};
 pub use units::{ByteSize, Rate};
 
 /// Where the binary looks for a config file when `--config` is not given; a missing file

@@ -1,18 +1,18 @@
 //! `tunnels`: what `wsgate client` runs. Each tunnel is a local TCP listener whose
 //! connections are each carried over their own WebSocket session to a gateway URL, with the
-//! TLS, credentials, proxy and reconnect settings for that session. Also the parsing of
-//! the URLs it names (gateway and proxy), shared by validation and the client itself.
+//! TLS, credentials, proxy and reconnect settings for that session, and the checks on
+//! them. The URLs they name are parsed in `tunnel_url`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hyper::Uri;
 use hyper::header::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use super::route::BackendList;
+use super::tunnel_url::{GatewayUrl, ProxyUrl};
 use super::{ConfigError, units};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,275 +120,119 @@ impl Tunnel {
     }
 }
 
-/// A gateway URL, taken apart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GatewayUrl {
-    pub tls: bool,
-    /// Host name or IP address (IPv6 without brackets), for TCP, SNI and the proxy.
-    pub host: String,
-    pub port: u16,
-    /// `Host` header value: the authority as written, without a default port.
-    pub authority: String,
-    /// Path and query for the request line.
-    pub path: String,
-}
-
-impl GatewayUrl {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let uri: Uri = text
-            .parse()
-            .map_err(|e| format!("{text:?} is not a URL: {e}"))?;
-        let tls = match uri.scheme_str() {
-            Some("wss") => true,
-            Some("ws") => false,
-            _ => return Err(format!("{text:?} is not a ws:// or wss:// URL")),
-        };
-        let authority = uri
-            .authority()
-            .ok_or_else(|| format!("{text:?} has no host"))?;
-        if authority.as_str().contains('@') {
-            return Err(format!(
-                "{text:?}: credentials in the URL are not sent; use token_file or token_env"
-            ));
-        }
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        if host.is_empty() {
-            return Err(format!("{text:?} has no host"));
-        }
-        let default_port = if tls { 443 } else { 80 };
-        let port = authority.port_u16().unwrap_or(default_port);
-        let authority = match authority.port_u16() {
-            Some(p) if p != default_port => format!("{}:{p}", authority.host()),
-            _ => authority.host().to_string(),
-        };
-        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-        Ok(Self {
-            tls,
-            host: host.to_string(),
-            port,
-            authority,
-            path: if path.is_empty() { "/".into() } else { path },
-        })
-    }
-
-    /// `host:port` for CONNECT and logs (IPv6 in brackets).
-    pub fn host_port(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-/// An HTTP proxy for CONNECT, taken apart.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ProxyUrl {
-    /// `host:port` to connect to.
-    pub address: String,
-    /// `user:password`, percent-decoded, for `Proxy-Authorization: Basic`.
-    pub credentials: Option<String>,
-}
-
-impl std::fmt::Debug for ProxyUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProxyUrl")
-            .field("address", &self.address)
-            .field("credentials", &self.credentials.as_ref().map(|_| "***"))
-            .finish()
-    }
-}
-
-impl ProxyUrl {
-    /// Parses `http://[user:pass@]host[:port]` (port 80 by default; also without scheme).
-    /// Messages never repeat the URL: it may hold a password.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let with_scheme = if text.contains("://") {
-            text.to_string()
-        } else {
-            format!("http://{text}")
-        };
-        let uri: Uri = with_scheme
-            .parse()
-            .map_err(|_| "is not a proxy URL (http://[user:password@]host:port)".to_string())?;
-        if uri.scheme_str() != Some("http") {
-            return Err("only http:// proxies are supported (CONNECT over plain HTTP)".into());
-        }
-        let authority = uri.authority().ok_or("has no host")?;
-        let (userinfo, hostport) = match authority.as_str().rsplit_once('@') {
-            Some((user, rest)) => (Some(user), rest),
-            None => (None, authority.as_str()),
-        };
-        let host = authority.host();
-        if host.is_empty() {
-            return Err("has no host".into());
-        }
-        let address = match authority.port_u16() {
-            Some(_) => hostport.to_string(),
-            None => format!("{hostport}:80"),
-        };
-        let credentials = userinfo.map(|u| {
-            percent_encoding::percent_decode_str(u)
-                .decode_utf8_lossy()
-                .into_owned()
-        });
-        Ok(Self {
-            address,
-            credentials,
-        })
-    }
-}
-
 /// Every problem with `tunnels`, keyed `tunnels.<i>.<field>`.
 pub(super) fn check_tunnels(bad: &mut ConfigError, tunnels: &[Tunnel]) {
     let mut listens = std::collections::HashSet::new();
     for (i, t) in tunnels.iter().enumerate() {
-        let key = |field: &str| format!("tunnels.{i}.{field}");
+        let mut problem = |field: &str, message: String| {
+            bad.push(format!("tunnels.{i}.{field}"), message);
+        };
         if t.listen.parse::<SocketAddr>().is_err() {
-            bad.push(
-                key("listen"),
+            problem(
+                "listen",
                 format!("{:?} is not an ip:port address", t.listen),
             );
         } else if !t.listen.ends_with(":0") && !listens.insert(t.listen.as_str()) {
-            bad.push(
-                key("listen"),
+            problem(
+                "listen",
                 format!("{:?} is used by an earlier tunnel", t.listen),
             );
         }
-        if t.url.0.is_empty() {
-            bad.push(key("url"), "no URL given");
+        check_urls(t, &mut problem);
+        check_credentials(t, &mut problem);
+        check_request(t, &mut problem);
+        check_timing(t, &mut problem);
+    }
+}
+
+/// Problems reported as (field under the tunnel, message).
+type Report<'a> = dyn FnMut(&str, String) + 'a;
+
+fn check_urls(t: &Tunnel, problem: &mut Report<'_>) {
+    if t.url.0.is_empty() {
+        problem("url", "no URL given".into());
+    }
+    for (j, url) in t.url.0.iter().enumerate() {
+        if let Err(why) = GatewayUrl::parse(url) {
+            let field = if t.url.0.len() == 1 {
+                "url".to_string()
+            } else {
+                format!("url.{j}")
+            };
+            problem(&field, why);
         }
-        for (j, url) in t.url.0.iter().enumerate() {
-            if let Err(why) = GatewayUrl::parse(url) {
-                let k = if t.url.0.len() == 1 {
-                    key("url")
-                } else {
-                    key(&format!("url.{j}"))
-                };
-                bad.push(k, why);
-            }
-        }
-        if t.client_cert.is_some() != t.client_key.is_some() {
-            bad.push(
-                key("client_cert"),
-                "client_cert and client_key go together: set both or neither",
-            );
-        }
-        if t.token_file.is_some() && t.token_env.is_some() {
-            bad.push(key("token_env"), "set token_file or token_env, not both");
-        }
-        if let Some(var) = &t.token_env {
-            if var.is_empty() || var.to_ascii_uppercase().starts_with(super::env::PREFIX) {
-                bad.push(
-                    key("token_env"),
-                    format!("{var:?}: name a variable outside WSGATE_* (those are config keys)"),
-                );
-            }
-        }
-        for (name, value) in &t.headers {
-            if HeaderName::from_bytes(name.as_bytes()).is_err() {
-                bad.push(
-                    key(&format!("headers.{name}")),
-                    format!("{name:?} is not a header name"),
-                );
-            } else if HeaderValue::from_str(value).is_err() {
-                bad.push(
-                    key(&format!("headers.{name}")),
-                    "the value is not a valid header value (control characters?)",
-                );
-            }
-        }
-        for (j, p) in t.subprotocols.iter().enumerate() {
-            if p.is_empty() || HeaderValue::from_str(p).is_err() || p.contains([',', ' ']) {
-                bad.push(
-                    key(&format!("subprotocols.{j}")),
-                    format!("{p:?} is not a subprotocol token"),
-                );
-            }
-        }
-        if let Some(origin) = &t.origin {
-            if HeaderValue::from_str(origin).is_err() {
-                bad.push(key("origin"), format!("{origin:?} is not a header value"));
-            }
-        }
-        if let Some(proxy) = t.proxy.as_deref().filter(|p| *p != "off") {
-            if let Err(why) = ProxyUrl::parse(proxy) {
-                bad.push(key("proxy"), why);
-            }
-        }
-        if t.connect_timeout.is_zero() {
-            bad.push(
-                key("connect_timeout"),
-                "0s is not allowed: must be longer than zero",
-            );
-        }
-        let r = &t.reconnect;
-        if r.attempts == 0 {
-            bad.push(
-                key("reconnect.attempts"),
-                "0 is not allowed: must be at least 1",
-            );
-        }
-        if r.max_delay < r.initial_delay {
-            bad.push(
-                key("reconnect.max_delay"),
-                format!(
-                    "{} is shorter than reconnect.initial_delay ({})",
-                    units::format_duration(r.max_delay),
-                    units::format_duration(r.initial_delay)
-                ),
-            );
-        }
-        if r.max_time.is_zero() {
-            bad.push(
-                key("reconnect.max_time"),
-                "0s is not allowed: must be longer than zero",
-            );
+    }
+    if let Some(proxy) = t.proxy.as_deref().filter(|p| *p != "off") {
+        if let Err(why) = ProxyUrl::parse(proxy) {
+            problem("proxy", why);
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gateway_urls_come_apart() {
-        let u = GatewayUrl::parse("wss://gw.example.com/redis?x=1").unwrap();
-        assert_eq!(
-            (
-                u.tls,
-                u.host.as_str(),
-                u.port,
-                u.authority.as_str(),
-                u.path.as_str()
-            ),
-            (true, "gw.example.com", 443, "gw.example.com", "/redis?x=1")
-        );
-        let u = GatewayUrl::parse("ws://[::1]:8080").unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("::1", 8080, "/")
-        );
-        assert_eq!(u.host_port(), "[::1]:8080");
-        assert_eq!(u.authority, "[::1]:8080");
-        assert!(GatewayUrl::parse("http://x/").is_err());
-        assert!(GatewayUrl::parse("ws://u:p@x/").is_err());
+fn check_credentials(t: &Tunnel, problem: &mut Report<'_>) {
+    if t.client_cert.is_some() != t.client_key.is_some() {
+        let why = "client_cert and client_key go together: set both or neither";
+        problem("client_cert", why.into());
     }
+    if t.token_file.is_some() && t.token_env.is_some() {
+        problem("token_env", "set token_file or token_env, not both".into());
+    }
+    if let Some(var) = &t.token_env {
+        if var.is_empty() || var.to_ascii_uppercase().starts_with(super::env::PREFIX) {
+            let why = format!("{var:?}: name a variable outside WSGATE_* (those are config keys)");
+            problem("token_env", why);
+        }
+    }
+}
 
-    #[test]
-    fn proxy_urls_keep_their_credentials_out_of_sight() {
-        let p = ProxyUrl::parse("http://al%40ce:s3cret@proxy.local:3128").unwrap();
-        assert_eq!(p.address, "proxy.local:3128");
-        assert_eq!(p.credentials.as_deref(), Some("al@ce:s3cret"));
-        assert!(!format!("{p:?}").contains("s3cret"));
-        assert_eq!(
-            ProxyUrl::parse("proxy.local").unwrap().address,
-            "proxy.local:80"
+fn check_request(t: &Tunnel, problem: &mut Report<'_>) {
+    for (name, value) in &t.headers {
+        let field = format!("headers.{name}");
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            problem(&field, format!("{name:?} is not a header name"));
+        } else if HeaderValue::from_str(value).is_err() {
+            let why = "the value is not a valid header value (control characters?)";
+            problem(&field, why.into());
+        }
+    }
+    for (j, p) in t.subprotocols.iter().enumerate() {
+        if p.is_empty() || HeaderValue::from_str(p).is_err() || p.contains([',', ' ']) {
+            problem(
+                &format!("subprotocols.{j}"),
+                format!("{p:?} is not a subprotocol token"),
+            );
+        }
+    }
+    if let Some(origin) = &t.origin {
+        if HeaderValue::from_str(origin).is_err() {
+            problem("origin", format!("{origin:?} is not a header value"));
+        }
+    }
+}
+
+fn check_timing(t: &Tunnel, problem: &mut Report<'_>) {
+    const NOT_ZERO: &str = "0s is not allowed: must be longer than zero";
+    if t.connect_timeout.is_zero() {
+        problem("connect_timeout", NOT_ZERO.into());
+    }
+    let r = &t.reconnect;
+    if r.attempts == 0 {
+        problem(
+            "reconnect.attempts",
+            "0 is not allowed: must be at least 1".into(),
         );
-        assert!(ProxyUrl::parse("https://proxy.local:443").is_err());
+    }
+    if r.max_delay < r.initial_delay {
+        problem(
+            "reconnect.max_delay",
+            format!(
+                "{} is shorter than reconnect.initial_delay ({})",
+                units::format_duration(r.max_delay),
+                units::format_duration(r.initial_delay)
+            ),
+        );
+    }
+    if r.max_time.is_zero() {
+        problem("reconnect.max_time", NOT_ZERO.into());
     }
 }
