@@ -493,3 +493,38 @@ async fn many_connections_at_once_each_get_their_own_session() {
         check_pattern(i, 0, &got);
     }
 }
+
+#[tokio::test]
+async fn origin_and_subprotocol_reach_a_gateway_that_requires_them() {
+    let mut cfg = config_for(echo_backend().await);
+    cfg.origins = vec!["https://app.example".into()];
+    cfg.allow_missing_origin = false;
+    cfg.routes[0].subprotocols = vec!["binary".into()];
+    let gw = spawn_gateway(cfg).await;
+    let args = [
+        "--origin",
+        "https://app.example",
+        "--subprotocol",
+        "other",
+        "--subprotocol",
+        "binary",
+        "--header",
+        "X-Team: storage",
+    ];
+    let mut client = tunnel_to(&gw.url("/"), &args).await;
+    assert_eq!(echo_through(client.addr(), b"allowed").await, b"allowed");
+    let line = json(&client.next_session_line().await);
+    assert_eq!(field(&line, "end"), "local_eof", "{line}");
+
+    // Without the Origin the gateway answers 403: not retried.
+    let mut bare = tunnel_to(&gw.url("/"), &["--subprotocol", "binary"]).await;
+    let mut local = TcpStream::connect(bare.addr()).await.unwrap();
+    local.write_all(b"x").await.unwrap();
+    let mut got = Vec::new();
+    let _ = timeout(PATIENCE, local.read_to_end(&mut got))
+        .await
+        .expect("local connection left open");
+    let line = json(&bare.next_session_line().await);
+    assert_eq!(field(&line, "attempts"), "1", "{line}");
+    assert!(field(&line, "error").contains("403"), "{line}");
+}
