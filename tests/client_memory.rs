@@ -74,6 +74,7 @@ async fn read_all(r: &mut (impl AsyncRead + Unpin)) {
 
 fn assert_small(what: &str, pid: u32, baseline: u64, stalled_at: u64) {
     let held = rss_bytes(pid).saturating_sub(baseline);
+    eprintln!("{what}: stalled after {stalled_at} B pushed; client rss growth {held} B");
     assert!(
         stalled_at < TOTAL / 2,
         "{what}: {stalled_at} bytes went in unread"
