@@ -174,24 +174,30 @@ impl Server {
         tokio::spawn(ops::backend_check::run(shared.clone()));
         tokio::spawn(generation::certificate_watch::run(shared.clone()));
 
-        // Boxed so that dropping it below really closes the listener.
-        let mut accept = Box::pin(listener::accept_loop(
+        // On a worker thread, not this one: a connection spawned from a worker starts on
+        // that worker without waking another thread, where one spawned from here would
+        // cost two cross-thread wake-ups (the worker that saw the listener ready waking
+        // this thread, this thread waking a worker to run the connection).
+        let mut accept = tokio::spawn(listener::accept_loop(
             listeners.main,
             shared.clone(),
             connection::serve_connection,
         ));
         tokio::select! {
-            () = &mut accept => {}
+            _ = &mut accept => {}
             () = shutdown => {}
         }
         shared.health.start_draining();
         let shutdown_cfg = shared.current().cfg.shutdown.clone();
         info!(delay = ?shutdown_cfg.delay, "shutdown requested; not ready, still accepting until the delay ends");
         tokio::select! {
-            () = &mut accept => {}
+            _ = &mut accept => {}
             () = sleep(shutdown_cfg.delay) => {}
         }
-        drop(accept); // closes the listener: new connections are refused from here
+        // Closes the listener once the aborted task is gone: new connections are refused
+        // from here.
+        accept.abort();
+        let _ = accept.await;
         shared.life.drain(shutdown_cfg.grace).await;
         if let Some(admin) = admin {
             admin.abort();

@@ -241,7 +241,9 @@ fn block_on(main_future: impl std::future::Future<Output = Result<(), String>>) 
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(main_future) {
+    let outcome = runtime.block_on(main_future);
+    logging::flush();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wsgate: {e}");

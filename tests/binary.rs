@@ -58,6 +58,16 @@ async fn bad_environment_value_exits_64_naming_key_and_value() {
 }
 
 #[tokio::test]
+async fn a_log_flush_interval_beyond_ten_seconds_exits_64_naming_key_and_value() {
+    let mut cmd = wsgate(&["--listen", "127.0.0.1:0", "--backend", "127.0.0.1:9"]);
+    cmd.env("WSGATE_LOG__FLUSH_INTERVAL", "1m");
+    let (status, _, stderr) = run_to_end(cmd).await;
+    assert_eq!(status.code(), Some(EXIT_BAD_CONFIG), "{status}; {stderr}");
+    assert!(stderr.contains("log.flush_interval"), "{stderr}");
+    assert!(stderr.contains("1m is too long"), "{stderr}");
+}
+
+#[tokio::test]
 async fn missing_config_file_exits_64_naming_the_flag() {
     let (status, _, stderr) = run_to_end(wsgate(&[
         "--config",

@@ -528,3 +528,94 @@ async fn origin_and_subprotocol_reach_a_gateway_that_requires_them() {
     assert_eq!(field(&line, "attempts"), "1", "{line}");
     assert!(field(&line, "error").contains("403"), "{line}");
 }
+
+/// Waits until the sum of `name{labels}` in `samples()` reaches `at_least`.
+async fn metric_reaches<F, Fut>(samples: F, name: &str, labels: &[(&str, &str)], at_least: f64)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Vec<metrics::Sample>>,
+{
+    let reached = timeout(PATIENCE, async {
+        loop {
+            if metrics::value(&samples().await, name, labels) >= at_least {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    if reached.is_err() {
+        let last: Vec<String> = samples().await.iter().map(|s| format!("{s:?}")).collect();
+        panic!(
+            "{name}{labels:?} never reached {at_least}:\n{}",
+            last.join("\n")
+        );
+    }
+}
+
+/// One session through a client whose gateway pings every `gateway_ping` and which pings
+/// every `client_ping`; waits for three pings from the side that pings more often, then
+/// checks the session still echoes and ends with the gateway reading our close 1000.
+async fn session_with_pings(gateway_ping: &str, client_ping: &str, gateway_pings: bool) {
+    let mut cfg = config_for(echo_backend().await);
+    cfg.liveness.ping_interval = humantime::parse_duration(gateway_ping).unwrap();
+    // A ping waits for its pong (or this long) before the next one is due.
+    cfg.liveness.pong_timeout = Duration::from_millis(500);
+    let gw = spawn_gateway(cfg).await;
+    let url = gw.url("/");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--url",
+        &url,
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ];
+    let env = [
+        ("WSGATE_LIVENESS__PING_INTERVAL", client_ping),
+        ("WSGATE_LIVENESS__PONG_TIMEOUT", "500ms"),
+    ];
+    let mut client = start_client(&args, &env, 1).await;
+    let metrics_at = metrics_addr(&mut client).await;
+    let mut local = TcpStream::connect(client.addr()).await.unwrap();
+    let mut got = [0u8; 5];
+    local.write_all(b"first").await.unwrap();
+    local.read_exact(&mut got).await.unwrap();
+    // An unmasked pong or ping from the client would end the session with 1002.
+    let pings = "wsgate_pings_sent_total";
+    if gateway_pings {
+        metric_reaches(|| gw.metrics(), pings, &[], 3.0).await;
+    } else {
+        metric_reaches(|| client_metrics(metrics_at), pings, &[], 3.0).await;
+    }
+    local.write_all(b"again").await.unwrap();
+    local.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"again");
+    local.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    timeout(PATIENCE, local.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    // The gateway read our close frame: 1000 from the client, nothing else.
+    let normal = [("code", "1000"), ("side", "client")];
+    metric_reaches(
+        || gw.metrics(),
+        "wsgate_sessions_closed_total",
+        &normal,
+        1.0,
+    )
+    .await;
+    let all = metrics::value(&gw.metrics().await, "wsgate_sessions_closed_total", &[]);
+    assert_eq!(all, 1.0);
+}
+
+#[tokio::test]
+async fn our_pongs_and_close_are_frames_the_gateway_accepts() {
+    session_with_pings("100ms", "30s", true).await;
+}
+
+#[tokio::test]
+async fn our_pings_are_frames_the_gateway_accepts() {
+    session_with_pings("30s", "100ms", false).await;
+}

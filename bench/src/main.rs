@@ -1,9 +1,11 @@
 //! `wsgate-bench`: the gateway's benchmark. Starts the built gateway binary as its own
 //! process in front of in-process backends (sink, source, echo), measures bulk throughput,
-//! echo latency, idle connections and connection churn through it (bulk and echo also over
-//! wss://, with certificates made at run time), and the same client
-//! logic over raw TCP straight to the backend and through a plain TCP copy proxy (this
-//! binary's hidden `proxy` mode), interleaved, in the same run. Writes a markdown report.
+//! echo latency, idle connections and connection churn through it (bulk, echo and idle also
+//! over wss://, with certificates made at run time), and the same client logic over raw TCP
+//! straight to the backend, through a plain TCP copy proxy (this binary's hidden `proxy`
+//! mode) and through HAProxy in TCP mode (when installed), interleaved, in the same run;
+//! for each, the CPU the middle process and the load generator spend per unit of work.
+//! Writes a markdown report, and SVG charts of its medians beside it.
 //! The soaks (`--only soak`) run one gateway for many minutes under a steady mixed load, or
 //! thousands of idle sessions answering pings, and watch its memory, files, drops and CPU.
 //!
@@ -17,7 +19,9 @@
 mod backend;
 mod child;
 mod client;
+mod cpuclock;
 mod gatewaylog;
+mod haproxy;
 mod plan;
 mod procfs;
 mod proxy;
@@ -103,14 +107,14 @@ struct Cli {
     #[arg(long = "gateway-env", value_name = "KEY=VALUE", value_parser = parse_env)]
     gateway_env: Vec<(String, String)>,
 
-    /// Targets to measure
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "gateway,raw,proxy",
-        value_name = "LIST"
-    )]
+    /// Targets to measure [default: gateway,raw,proxy, and haproxy if it is installed]
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
     targets: Vec<TargetArg>,
+
+    /// Where the SVG charts go [default: docs/bench/ beside the --out file; without --out,
+    /// they are drawn but not written]
+    #[arg(long, value_name = "DIR")]
+    charts: Option<PathBuf>,
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -119,11 +123,12 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{s:?}: expected KEY=VALUE"))
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum TargetArg {
     Gateway,
     Raw,
     Proxy,
+    Haproxy,
 }
 
 #[derive(Debug, Subcommand)]
@@ -243,6 +248,7 @@ fn bench(cli: &Cli) -> Result<bool> {
         } else {
             None
         },
+        haproxy: plan.haproxy.clone(),
     };
     let before = report::Context::now(&cli.gateway);
     let ran = client_rt.block_on(async {
@@ -263,7 +269,13 @@ fn bench(cli: &Cli) -> Result<bool> {
     backend_rt.shutdown_timeout(Duration::from_secs(5));
     let (results, soaks) = ran?;
     if !plan.scenarios.is_empty() {
-        let text = report::render(&plan, &results, &before);
+        // Drawn in every run (the smoke run checks that they draw), written where asked.
+        let charts = report::charts::draw(&plan, &results)?;
+        let links = report::charts::place(cli.charts.as_deref(), cli.out.as_deref(), &charts)?;
+        if let Some(first) = links.first() {
+            eprintln!("{} charts written, the first {}", links.len(), first.path);
+        }
+        let text = report::render(&plan, &results, &before, &links);
         println!("{text}");
         if let Some(out) = &cli.out {
             report::write(out, &text)?;

@@ -1,10 +1,12 @@
-//! What one invocation runs, from the command line: the scenarios and targets, their
-//! timing and repeats, the soaks and their lengths, and the open-file limit they need.
+//! What one invocation runs, from the command line: the scenarios and targets (HAProxy
+//! among them where installed), their timing and repeats, the soaks and their lengths, and
+//! the open-file limit they need.
 
 use std::time::Duration;
 
-use anyhow::{Result, ensure};
+use anyhow::{Result, bail, ensure};
 
+use crate::haproxy::Haproxy;
 use crate::procfs;
 use crate::scenario::tunnel::Load;
 use crate::scenario::{Scenario, Target, Timing};
@@ -23,6 +25,8 @@ pub struct Plan {
     /// The soaks, run after the scenarios.
     pub soaks: Vec<Soak>,
     pub soak: soak::Options,
+    /// HAProxy, if installed and among the targets.
+    pub haproxy: Option<Haproxy>,
 }
 
 /// Sessions the liveness soak holds by default.
@@ -36,13 +40,13 @@ pub fn plan(cli: &Cli) -> Result<Plan> {
             warmup: Duration::from_millis(20),
             window: Duration::from_millis(100),
         };
-        ([20, 50], timing, (1, 1))
+        ([20, 50, 20], timing, (1, 1))
     } else {
         let timing = Timing {
             warmup: Duration::from_millis(300),
             window: Duration::from_millis(1500),
         };
-        ([1000, 9500], timing, (5, 3))
+        ([1000, 9500, 1000], timing, (5, 3))
     };
     let mut notes: Vec<String> = cli
         .gateway_env
@@ -64,6 +68,7 @@ pub fn plan(cli: &Cli) -> Result<Plan> {
         Scenario::WssBulkUp(1),
         Scenario::WssBulkDown(1),
         Scenario::WssEcho(1),
+        Scenario::WssIdle(idle[2]),
         Scenario::Tunnel(Load::BulkUp, 1),
         Scenario::Tunnel(Load::BulkDown, 1),
         Scenario::Tunnel(Load::Echo, 1),
@@ -91,15 +96,7 @@ pub fn plan(cli: &Cli) -> Result<Plan> {
         !scenarios.is_empty() || !soaks.is_empty(),
         "--only matches no scenario"
     );
-    let targets: Vec<Target> = cli
-        .targets
-        .iter()
-        .map(|t| match t {
-            TargetArg::Gateway => Target::Gateway,
-            TargetArg::Raw => Target::Raw,
-            TargetArg::Proxy => Target::Proxy,
-        })
-        .collect();
+    let (targets, haproxy) = targets(cli, &mut notes)?;
     let window = match cli.seconds {
         Some(s) if s > 0.0 && s <= 600.0 => Duration::from_secs_f64(s),
         Some(s) => anyhow::bail!("--seconds {s}: must be above 0 and at most 600"),
@@ -118,7 +115,64 @@ pub fn plan(cli: &Cli) -> Result<Plan> {
         notes,
         soaks,
         soak,
+        haproxy,
     })
+}
+
+/// The targets asked for, or by default all of them, HAProxy where it is installed: its
+/// absence is noted, and an error if it was asked for, or in CI's smoke run (CI installs
+/// it, so missing there it is a broken install, not a choice).
+fn targets(cli: &Cli, notes: &mut Vec<String>) -> Result<(Vec<Target>, Option<Haproxy>)> {
+    let asked: Vec<TargetArg> = if cli.targets.is_empty() {
+        vec![
+            TargetArg::Gateway,
+            TargetArg::Raw,
+            TargetArg::Proxy,
+            TargetArg::Haproxy,
+        ]
+    } else {
+        cli.targets.clone()
+    };
+    let mut haproxy = None;
+    if asked.contains(&TargetArg::Haproxy) {
+        haproxy = Haproxy::find(&cli.gateway_env, procfs::open_file_limit());
+        match &haproxy {
+            Some(h) => notes.push(format!(
+                "HAProxy: {} ({}), TCP mode, nbthread {} (the gateway's worker count), \
+                 maxconn {}, no logging",
+                h.bin.display(),
+                h.version,
+                h.threads,
+                h.maxconn
+            )),
+            None => {
+                let ci_smoke = cli.smoke && std::env::var_os("CI").is_some();
+                notes.push(haproxy_missing(!cli.targets.is_empty(), ci_smoke)?);
+            }
+        }
+    }
+    let targets = asked
+        .iter()
+        .filter_map(|t| match t {
+            TargetArg::Gateway => Some(Target::Gateway),
+            TargetArg::Raw => Some(Target::Raw),
+            TargetArg::Proxy => Some(Target::Proxy),
+            TargetArg::Haproxy => haproxy.is_some().then_some(Target::Haproxy),
+        })
+        .collect();
+    Ok((targets, haproxy))
+}
+
+/// What HAProxy's absence means: an error if it was asked for by name or the run is CI's
+/// smoke run, otherwise a note for the report.
+fn haproxy_missing(asked_by_name: bool, ci_smoke: bool) -> Result<String> {
+    if asked_by_name {
+        bail!("--targets haproxy: no haproxy binary on PATH or in /usr/sbin");
+    }
+    if ci_smoke {
+        bail!("CI is set but haproxy is not installed (.ci/run installs it)");
+    }
+    Ok("HAProxy not installed: its column is left out".to_string())
 }
 
 /// The soaks' lengths and size: as asked, or a few seconds and tiny in the smoke run.
@@ -202,5 +256,19 @@ fn raise_open_file_limit(notes: &mut Vec<String>) {
             "the open-file limit could not be raised from {:?} to {:?}: {e}",
             now.current, now.maximum
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_haproxy_fails_when_named_or_in_ci_and_is_noted_otherwise() {
+        assert!(haproxy_missing(true, false).is_err());
+        let ci = haproxy_missing(false, true).unwrap_err().to_string();
+        assert!(ci.contains("CI is set"), "{ci}");
+        let note = haproxy_missing(false, false).unwrap();
+        assert!(note.contains("not installed"), "{note}");
     }
 }

@@ -1,10 +1,13 @@
-//! What /proc says about a process: CPU time (of the whole process, or of this process's
-//! threads by name), resident memory and open files; and about the machine, for the report.
+//! What /proc says about a process: CPU time (read in nanoseconds through [`cpuclock`],
+//! /proc's ticks only where that fails), resident memory, open files and listening
+//! sockets; and about the machine, for the report.
 
 use std::fs;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+
+use crate::cpuclock;
 
 /// /proc reports CPU time in USER_HZ ticks, 100 a second on Linux for every architecture
 /// the kernel exports to user space this way.
@@ -32,24 +35,6 @@ fn ticks_of(path: &str) -> Result<u64> {
 /// CPU ticks `pid` has used, all threads together.
 pub fn process_ticks(pid: u32) -> Result<u64> {
     ticks_of(&format!("/proc/{pid}/stat"))
-}
-
-/// CPU ticks used by this process's live threads whose name starts with `prefix`.
-pub fn own_thread_ticks(prefix: &str) -> u64 {
-    let Ok(tasks) = fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|task| {
-            let dir = task.path();
-            let comm = fs::read_to_string(dir.join("comm")).ok()?;
-            if !comm.starts_with(prefix) {
-                return None;
-            }
-            stat_ticks(&fs::read_to_string(dir.join("stat")).ok()?)
-        })
-        .sum()
 }
 
 /// Resident memory of `pid` in KiB (VmRSS).
@@ -102,6 +87,32 @@ pub fn open_fd_kinds(pid: u32) -> Result<FdKinds> {
     Ok(kinds)
 }
 
+/// Whether `pid` holds a TCP socket listening on `port` (IPv4): its listening socket's
+/// inode, from /proc/PID/net/tcp, is among the sockets its open files point to.
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = fs::read_to_string(format!("/proc/{pid}/net/tcp")) else {
+        return false;
+    };
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = f.get(1)?.rsplit_once(':')?.1;
+            let listening = *f.get(3)? == "0A";
+            let inode = f.get(9)?;
+            (listening && u16::from_str_radix(local_port, 16).ok()? == port)
+                .then(|| format!("socket:[{inode}]"))
+        })
+        .collect();
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten()
+        .filter_map(|e| fs::read_link(e.path()).ok())
+        .any(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+}
+
 /// A machine-wide TCP counter from the `TcpExt` lines of /proc/net/netstat.
 pub fn tcp_ext(name: &str) -> Option<u64> {
     let text = fs::read_to_string("/proc/net/netstat").ok()?;
@@ -147,13 +158,19 @@ fn machine_ticks() -> (u64, u64) {
     (at(0) + at(1) + at(2) + at(5) + at(6), at(7))
 }
 
-/// CPU time at one instant: this process (split into backends and the rest), if there is
-/// one the process between client and backend (gateway or copy proxy), and the machine.
+/// Threads of this process that are not the load generator: the backends, and the readers
+/// of the middle processes' output (whose work grows with the gateway's log, not the load).
+const NOT_CLIENT_THREADS: [&str; 2] = [BACKEND_THREADS, crate::child::LOG_READER_THREADS];
+
+/// CPU time at one instant, in nanoseconds: this process (split into backends and the
+/// rest), if there is one the process between client and backend (gateway, copy proxy or
+/// HAProxy), and the machine (in ticks: /proc/stat has nothing finer).
 #[derive(Debug, Clone, Copy)]
 pub struct CpuSnap {
     at: Instant,
     bench: u64,
     backends: u64,
+    not_clients: u64,
     middle: Option<u64>,
     machine_busy: u64,
     steal: u64,
@@ -162,7 +179,10 @@ pub struct CpuSnap {
 /// CPU use over a window, in percent of one core.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuUse {
-    /// The load generator: every thread of this process except the backends'.
+    /// Length of the window, in seconds.
+    pub secs: f64,
+    /// The load generator: every thread of this process except the backends' and the
+    /// readers of the middle process's output.
     pub clients: f64,
     pub backends: f64,
     pub middle: Option<f64>,
@@ -173,16 +193,33 @@ pub struct CpuUse {
     pub steal: f64,
 }
 
+impl CpuUse {
+    /// CPU seconds of a part given in percent of one core over this window.
+    pub fn seconds(&self, percent: f64) -> f64 {
+        percent / 100.0 * self.secs
+    }
+}
+
+/// Ticks to nanoseconds, for the fallback to /proc/PID/stat.
+fn ticks_ns(ticks: u64) -> u64 {
+    ticks * (1e9 / TICKS_PER_SECOND) as u64
+}
+
 impl CpuSnap {
     pub fn take(middle: Option<u32>) -> Self {
         let (machine_busy, steal) = machine_ticks();
+        let bench = cpuclock::own_ns()
+            .unwrap_or_else(|| ticks_ns(ticks_of("/proc/self/stat").unwrap_or(0)));
         Self {
             machine_busy,
             steal,
             at: Instant::now(),
-            bench: ticks_of("/proc/self/stat").unwrap_or(0),
-            backends: own_thread_ticks(BACKEND_THREADS),
-            middle: middle.and_then(|pid| process_ticks(pid).ok()),
+            bench,
+            backends: cpuclock::own_threads_ns(&[BACKEND_THREADS]),
+            not_clients: cpuclock::own_threads_ns(&NOT_CLIENT_THREADS),
+            middle: middle.and_then(|pid| {
+                cpuclock::process_ns(pid).or_else(|| process_ticks(pid).ok().map(ticks_ns))
+            }),
         }
     }
 
@@ -193,20 +230,24 @@ impl CpuSnap {
     /// Use between `earlier` and this snapshot.
     pub fn since(&self, earlier: &CpuSnap) -> CpuUse {
         let secs = self.at.duration_since(earlier.at).as_secs_f64().max(1e-9);
-        let pct = |ticks: u64| ticks as f64 / TICKS_PER_SECOND / secs * 100.0;
+        let pct = |ns: u64| ns as f64 / 1e9 / secs * 100.0;
+        let pct_ticks = |ticks: u64| ticks as f64 / TICKS_PER_SECOND / secs * 100.0;
         let backends = self.backends.saturating_sub(earlier.backends);
+        let not_clients = self.not_clients.saturating_sub(earlier.not_clients);
         let bench = self.bench.saturating_sub(earlier.bench);
         let middle = match (self.middle, earlier.middle) {
             (Some(now), Some(then)) => Some(now.saturating_sub(then)),
             _ => None,
         };
         let busy = self.machine_busy.saturating_sub(earlier.machine_busy);
+        let ours = pct(bench + middle.unwrap_or(0));
         CpuUse {
-            clients: pct(bench.saturating_sub(backends)),
+            secs,
+            clients: pct(bench.saturating_sub(not_clients)),
             backends: pct(backends),
             middle: middle.map(pct),
-            others: pct(busy.saturating_sub(bench + middle.unwrap_or(0))),
-            steal: pct(self.steal.saturating_sub(earlier.steal)),
+            others: (pct_ticks(busy) - ours).max(0.0),
+            steal: pct_ticks(self.steal.saturating_sub(earlier.steal)),
         }
     }
 }
@@ -245,5 +286,14 @@ mod tests {
     fn ticks_are_read_after_a_command_name_with_spaces() {
         let line = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0";
         assert_eq!(stat_ticks(line), Some(10));
+    }
+
+    #[test]
+    fn a_listening_socket_is_found_by_its_port() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(listens_on(std::process::id(), port));
+        drop(listener);
+        assert!(!listens_on(std::process::id(), port));
     }
 }

@@ -222,6 +222,10 @@ pub struct Log {
     pub format: LogFormat,
     /// A tracing filter: `info`, `debug`, `wsgate=debug,hyper=warn`. `RUST_LOG` wins if set.
     pub level: String,
+    /// Lines are written in batches at most this far apart (warnings and errors at once);
+    /// zero writes every line at once.
+    #[serde(with = "units::duration")]
+    pub flush_interval: Duration,
 }
 
 impl Default for Log {
@@ -229,6 +233,7 @@ impl Default for Log {
         Self {
             format: LogFormat::Text,
             level: "info".into(),
+            flush_interval: Duration::from_millis(100),
         }
     }
 }

@@ -95,6 +95,16 @@ impl Config {
         self.check_operations(&mut bad);
         self.check_tls(&mut bad);
         self.check_proxy_protocol(&mut bad);
+        if self.log.flush_interval > MAX_LOG_FLUSH_INTERVAL {
+            bad.push(
+                "log.flush_interval",
+                format!(
+                    "{} is too long: at most {} (0 writes every line at once)",
+                    format_duration(self.log.flush_interval),
+                    format_duration(MAX_LOG_FLUSH_INTERVAL)
+                ),
+            );
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
             bad.push(
                 "log.level",
@@ -237,6 +247,9 @@ impl Config {
         }
     }
 }
+
+/// Longer, and log lines would reach their reader too late to follow a live problem.
+const MAX_LOG_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 
 fn check_positive(bad: &mut ConfigError, key: &str, d: Duration) {
     if d.is_zero() {

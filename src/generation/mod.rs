@@ -233,7 +233,9 @@ impl Shared {
             ),
             (
                 "log",
-                a.log.format != b.log.format || a.log.level != b.log.level,
+                a.log.format != b.log.format
+                    || a.log.level != b.log.level
+                    || a.log.flush_interval != b.log.flush_interval,
             ),
         ] {
             if changed {

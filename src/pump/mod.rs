@@ -261,7 +261,12 @@ where
     fn begin_close(&mut self, end: &SessionEnd) -> Option<Closing> {
         let facts = end.facts();
         let (code, reason) = facts.close.frame()?;
-        self.writer.begin_close(Some(close::frame(code, reason)));
+        // The client closed first: after our reply the connection carries nothing more.
+        // Not after a protocol error: the client may still be sending, and closing with
+        // unread bytes resets the connection, which would discard a frame held back.
+        let last = matches!(end, SessionEnd::ClientClosed(_));
+        self.writer
+            .begin_close(Some(close::frame(code, reason)), last);
         Some(Closing {
             awaiting_client: facts.awaits_client_close,
             shutdown_backend: facts.shutdown_backend_after_close,

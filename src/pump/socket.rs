@@ -138,6 +138,27 @@ pub fn poll_read_drained(
     }
 }
 
+/// Writes `buf`, the last bytes `socket` will carry, to be sent with the FIN of the close
+/// that follows: `MSG_MORE` holds them in the kernel until the socket is closed (or for at
+/// most 200 ms), which then sends data and FIN in one segment instead of two.
+pub fn poll_write_last(
+    socket: &TcpStream,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+) -> Poll<io::Result<usize>> {
+    use rustix::net::{SendFlags, send};
+    loop {
+        ready!(socket.poll_write_ready(cx))?;
+        let sent = socket.try_io(Interest::WRITABLE, || {
+            Ok(send(socket, buf, SendFlags::MORE | SendFlags::NOSIGNAL)?)
+        });
+        match sent {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            done => return Poll::Ready(done),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::future::poll_fn;
@@ -147,6 +168,28 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
+
+    #[tokio::test]
+    async fn the_last_bytes_held_back_leave_when_the_socket_closes() {
+        use tokio::io::AsyncReadExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (ours, _) = listener.accept().await.unwrap();
+        ours.set_nodelay(true).unwrap();
+        let sent = poll_fn(|cx| poll_write_last(&ours, cx, b"\x88\x02\x03\xe8"))
+            .await
+            .unwrap();
+        assert_eq!(sent, 4);
+        drop(ours);
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), peer.read_to_end(&mut got))
+            .await
+            .expect("data and end of stream arrive once the socket is closed")
+            .unwrap();
+        assert_eq!(got, b"\x88\x02\x03\xe8");
+    }
 
     #[tokio::test]
     async fn a_short_read_still_wakes_for_the_next_bytes() {

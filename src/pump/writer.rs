@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 
 use super::pool;
 use super::session_state::SessionState;
-use super::socket::ClientStream;
+use super::socket::{self, ClientStream};
 use super::splice::SplicedFrame;
 use crate::frame::close::{control_frame, masked};
 use crate::frame::mask::MaskKeys;
@@ -21,8 +21,10 @@ enum Frame {
     Data(Box<[u8]>),
     /// The gateway's own ping, whose arrival liveness watches for.
     Ping(Vec<u8>),
-    /// A pong or the close frame.
+    /// A pong.
     Control(Vec<u8>),
+    /// The close frame.
+    Close(Vec<u8>),
     /// Header here, payload in a pipe (plain-TCP clients).
     Spliced(SplicedFrame),
 }
@@ -31,7 +33,7 @@ impl Frame {
     fn bytes(&self) -> &[u8] {
         match self {
             Self::Data(b) => b,
-            Self::Ping(v) | Self::Control(v) => v,
+            Self::Ping(v) | Self::Control(v) | Self::Close(v) => v,
             Self::Spliced(_) => &[],
         }
     }
@@ -62,6 +64,9 @@ pub struct ClientWriter {
     /// A ping has fully reached the socket since the last [`Self::take_ping_left`].
     ping_left: bool,
     close: Option<Vec<u8>>,
+    /// The close frame is the last thing the connection carries: on plain TCP it leaves
+    /// with the FIN ([`socket::poll_write_last`]).
+    close_is_last: bool,
     /// Data frames that have fully reached the socket.
     delivered: u64,
     /// Set when we are the client (`wsgate client`): every frame we send is masked.
@@ -128,29 +133,32 @@ impl ClientWriter {
         self.ping_due = true;
     }
 
-    /// From now on only `close` (if any) goes out, after the frame in flight.
-    pub fn begin_close(&mut self, close: Option<Vec<u8>>) {
+    /// From now on only `close` (if any) goes out, after the frame in flight; `last` when
+    /// nothing is read or written on the connection after it (the client closed first).
+    pub fn begin_close(&mut self, close: Option<Vec<u8>>, last: bool) {
         self.pongs.clear();
         self.ping_due = false;
         self.close = close;
+        self.close_is_last = last;
     }
 
     /// Starts the next control frame waiting, if any; whether one was started. Only when idle.
     pub fn start_control(&mut self, act: &SessionState<'_>) -> bool {
+        // Every control frame a client sends is masked, whichever it is.
+        let masks = &mut self.masks;
+        let mut wire = |frame: Vec<u8>| match masks.as_mut() {
+            Some(m) => masked(&frame, m.next_key()),
+            None => frame,
+        };
         let frame = if let Some(close) = self.close.take() {
-            Frame::Control(close)
+            Frame::Close(wire(close))
         } else if let Some(payload) = self.pongs.pop() {
-            Frame::Control(control_frame(OpCode::Pong, &payload))
+            Frame::Control(wire(control_frame(OpCode::Pong, &payload)))
         } else if std::mem::take(&mut self.ping_due) {
             act.pinged();
-            Frame::Ping(control_frame(OpCode::Ping, &[]))
+            Frame::Ping(wire(control_frame(OpCode::Ping, &[])))
         } else {
             return false;
-        };
-        let frame = match (frame, self.masks.as_mut()) {
-            (Frame::Control(f), Some(m)) => Frame::Control(masked(&f, m.next_key())),
-            (Frame::Ping(f), Some(m)) => Frame::Ping(masked(&f, m.next_key())),
-            (frame, _) => frame,
         };
         let end = frame.bytes().len();
         self.current = Some(InFlight { frame, pos: 0, end });
@@ -172,10 +180,13 @@ impl ClientWriter {
                 let tcp = client.tcp().ok_or(io::ErrorKind::Unsupported)?;
                 ready!(frame.poll_send(tcp, cx))?;
             }
+            let last = matches!(out.frame, Frame::Close(_)) && self.close_is_last;
             while out.pos < out.end {
-                let n = ready!(
-                    Pin::new(&mut *client).poll_write(cx, &out.frame.bytes()[out.pos..out.end])
-                )?;
+                let bytes = &out.frame.bytes()[out.pos..out.end];
+                let n = match client.tcp() {
+                    Some(tcp) if last => ready!(socket::poll_write_last(tcp, cx, bytes))?,
+                    _ => ready!(Pin::new(&mut *client).poll_write(cx, bytes))?,
+                };
                 if n == 0 {
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
@@ -184,7 +195,7 @@ impl ClientWriter {
             if let Some(done) = self.current.take() {
                 self.flushing = Some(match done.frame {
                     Frame::Ping(_) => Flushing::Ping,
-                    Frame::Control(_) => Flushing::Other,
+                    Frame::Control(_) | Frame::Close(_) => Flushing::Other,
                     Frame::Data(buf) => {
                         pool::give(buf);
                         Flushing::Data

@@ -1,5 +1,6 @@
-//! The markdown report: how it was run and on what, the issue's targets with pass or fail,
-//! and every scenario's figures, absolute and as ratios, with the CPU each side used.
+//! The markdown report: how it was run and on what, the issues' targets with pass or fail,
+//! the charts, and every scenario's figures, absolute and as ratios, with the CPU each side
+//! used, in all and per unit of work.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -7,6 +8,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result};
 
+pub mod charts;
 mod targets;
 
 use crate::Plan;
@@ -95,12 +97,16 @@ fn title(s: Scenario) -> String {
         Scenario::WssBulkUp(n) => format!("wss: {}", title(Scenario::BulkUp(n))),
         Scenario::WssBulkDown(n) => format!("wss: {}", title(Scenario::BulkDown(n))),
         Scenario::WssEcho(n) => format!("wss: {}", title(Scenario::Echo(n))),
+        Scenario::WssIdle(n) => format!("wss: {}", title(Scenario::Idle(n))),
         Scenario::Tunnel(load, n) => tunnel::title(title(tunnel::plain(load, n))),
     }
 }
 
-fn label(m: Metric) -> &'static str {
-    match m {
+fn label(s: Scenario, m: Metric) -> String {
+    let (unit, _) = s.work_unit();
+    let text = match m {
+        Metric::MiddleCpuPerUnit => return format!("middle process CPU {unit}"),
+        Metric::ClientCpuPerUnit => return format!("load generator CPU {unit}"),
         Metric::MegabytesPerSec => "MB/s (10^6 payload bytes), where they arrive",
         Metric::P50Micros => "p50 round trip (µs)",
         Metric::P99Micros => "p99 round trip (µs)",
@@ -113,7 +119,8 @@ fn label(m: Metric) -> &'static str {
         Metric::FdsAfter => "middle process open files after",
         Metric::FdsBackMillis => "ms until back to that count",
         Metric::SynRetransmits => "SYN retransmissions, machine-wide (full accept queues)",
-    }
+    };
+    text.to_string()
 }
 
 /// Whether a ratio between targets means something for this figure.
@@ -124,7 +131,7 @@ fn has_ratio(m: Metric) -> bool {
     )
 }
 
-const ALL_METRICS: [Metric; 12] = [
+const ALL_METRICS: [Metric; 14] = [
     Metric::MegabytesPerSec,
     Metric::P50Micros,
     Metric::P99Micros,
@@ -133,25 +140,52 @@ const ALL_METRICS: [Metric; 12] = [
     Metric::ConnsPerSec,
     Metric::KibPerConn,
     Metric::CyclesPerSec,
+    Metric::MiddleCpuPerUnit,
+    Metric::ClientCpuPerUnit,
     Metric::FdsBefore,
     Metric::FdsAfter,
     Metric::FdsBackMillis,
     Metric::SynRetransmits,
 ];
 
-pub fn render(plan: &Plan, results: &Results, ctx: &Context) -> String {
+/// A chart written beside the report: its title, and its path from the report's folder.
+pub struct ChartLink {
+    pub title: String,
+    pub path: String,
+}
+
+pub fn render(plan: &Plan, results: &Results, ctx: &Context, charts: &[ChartLink]) -> String {
     let mut out = String::new();
     header(&mut out, plan, ctx);
     targets::table(&mut out, plan, results);
+    targets::table_issue6(&mut out, plan, results);
+    if !charts.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n### Charts\n\nMedians over the repeats; the figures behind them are in the \
+             tables below.\n"
+        );
+        for chart in charts {
+            let _ = writeln!(out, "![{}]({})\n", chart.title, chart.path);
+        }
+    }
     let _ = writeln!(out, "\n### Figures\n");
     let _ = writeln!(
         out,
         "Columns: the gateway (WebSocket client), raw TCP (the same client logic straight to the \
          backend), the copy proxy (raw client through tokio's `copy_bidirectional` in its own \
-         process). CPU is in percent of one core over the measuring window (the opening phase for \
-         idle): the middle process (gateway or proxy), this benchmark's clients (the load \
-         generator) and its backends, everything else the machine did (other processes, kernel \
-         threads: noise), and time stolen by the hypervisor."
+         process), HAProxy in TCP mode (raw client; no WebSocket at all: the L4 anchor), then \
+         the gateway's figure divided by each of the others'. CPU is in percent of one core over \
+         the measuring window (the opening phase for idle): the middle process (gateway, copy \
+         proxy or HAProxy, all its threads), this benchmark's clients (the load generator) and \
+         its backends, everything else the machine did (other processes, kernel threads: \
+         noise), and time stolen by the hypervisor. The same CPU per unit of work: µs per \
+         round trip (echo), per connect-echo-close cycle (churn), per connection opened \
+         (idle), core-seconds per GB of payload (bulk); the load generator's row compares the \
+         WebSocket client with the raw one. CPU times are read in nanoseconds from the \
+         kernel's per-process CPU clock (`clock_gettime` on the process's CPU-time clock: all \
+         its threads, exited ones included, up to the instant of reading), not /proc's 10 ms \
+         ticks."
     );
     if plan.scenarios.iter().any(|s| s.tls()) {
         let negotiated = crate::client::NEGOTIATED
@@ -255,69 +289,65 @@ pub fn run_lines(out: &mut String, ctx: &Context) {
 /// Picks one part of a run's CPU use.
 type CpuPart = fn(&CpuUse) -> Option<f64>;
 
-fn scenario_table(out: &mut String, plan: &Plan, r: &Results, s: Scenario) {
-    let _ = writeln!(out, "\n#### {} (`{s}`)\n", title(s));
-    let columns = s.columns();
-    let [main, base1, base2] = columns;
-    let short = |t: Target| match t {
+/// A target's short name, for ratio headers.
+fn short(s: Scenario, t: Target) -> &'static str {
+    match t {
         Target::Gateway if s.tls() => "ws",
         Target::Gateway => "gateway",
         Target::Wss => "wss",
         Target::Raw => "raw",
         Target::Proxy => "proxy",
+        Target::Haproxy => "HAProxy",
         Target::Tunnel => "chain",
         Target::Websocat => "websocat",
+    }
+}
+
+/// The table of one scenario: a column per measured target (the gateway first), then the
+/// gateway's figure divided by each baseline's.
+fn scenario_table(out: &mut String, plan: &Plan, r: &Results, s: Scenario) {
+    let _ = writeln!(out, "\n#### {} (`{s}`)\n", title(s));
+    let columns = s.targets(&plan.targets);
+    let Some((&main, bases)) = columns.split_first() else {
+        return;
     };
     let header = |t: Target| match t {
         Target::Gateway if s.tls() => "gateway ws",
         _ => t.name(),
     };
-    let _ = writeln!(
-        out,
-        "| figure | {} | {} | {} | {} / {} | {} / {} |",
-        header(main),
-        header(base1),
-        header(base2),
-        short(main),
-        short(base1),
-        short(main),
-        short(base2)
-    );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
-    let measured = s.targets(&plan.targets);
-    let cols = |f: &dyn Fn(Target) -> Option<f64>| {
-        columns
-            .map(|t| {
-                if measured.contains(&t) {
-                    opt(f(t))
-                } else {
-                    "—".into()
-                }
-            })
-            .join(" | ")
-    };
+    let mut head = String::from("| figure |");
+    let mut rule = String::from("|---|");
+    for &t in &columns {
+        let _ = write!(head, " {} |", header(t));
+        rule.push_str("---:|");
+    }
+    for &b in bases {
+        let _ = write!(head, " {} / {} |", short(s, main), short(s, b));
+        rule.push_str("---:|");
+    }
+    let _ = writeln!(out, "{head}\n{rule}");
+    // One row: the figure's name, a value per column, a ratio per baseline.
+    let row =
+        |out: &mut String, name: &str, f: &dyn Fn(Target) -> Option<f64>, ratios: Vec<String>| {
+            let cells: Vec<String> = columns.iter().map(|&t| opt(f(t))).chain(ratios).collect();
+            let _ = writeln!(out, "| {name} | {} |", cells.join(" | "));
+        };
+    let no_ratios = || vec!["—".to_string(); bases.len()];
     for m in ALL_METRICS {
-        let values = columns.map(|t| r.median(s, t, m));
         // Retransmissions are shown only where there were some: then they explain the rest.
-        let empty =
-            |v: &Option<f64>| v.is_none() || (m == Metric::SynRetransmits && *v == Some(0.0));
-        if values.iter().all(empty) {
+        let empty = |v: Option<f64>| v.is_none() || (m == Metric::SynRetransmits && v == Some(0.0));
+        if columns.iter().all(|&t| empty(r.median(s, t, m))) {
             continue;
         }
-        let (to_base1, to_base2) = if has_ratio(m) {
-            (
-                times(r.ratio(s, main, base1, m)),
-                times(r.ratio(s, main, base2, m)),
-            )
+        let ratios = if has_ratio(m) {
+            bases
+                .iter()
+                .map(|&b| times(r.ratio(s, main, b, m)))
+                .collect()
         } else {
-            ("—".into(), "—".into())
+            no_ratios()
         };
-        let _ = writeln!(
-            out,
-            "| {} | {} | {to_base1} | {to_base2} |",
-            label(m),
-            cols(&|t| r.median(s, t, m))
-        );
+        row(out, &label(s, m), &|t| r.median(s, t, m), ratios);
     }
     let parts: [(&str, CpuPart); 5] = [
         ("CPU %: middle process", |c| c.middle),
@@ -327,7 +357,7 @@ fn scenario_table(out: &mut String, plan: &Plan, r: &Results, s: Scenario) {
         ("CPU %: stolen by the hypervisor", |c| Some(c.steal)),
     ];
     for (name, part) in parts {
-        let _ = writeln!(out, "| {name} | {} | — | — |", cols(&|t| r.cpu(s, t, part)));
+        row(out, name, &|t| r.cpu(s, t, part), no_ratios());
     }
 }
 

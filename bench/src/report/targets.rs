@@ -1,8 +1,10 @@
-//! The issue's targets table, each row judged against this run's figures.
+//! The issues' targets tables, each row judged against this run's figures: issue #12's
+//! (CPU per unit of work and latency against HAProxy in TCP mode, wss idle memory), then
+//! issue #6's (ratios to raw TCP).
 
 use std::fmt::Write as _;
 
-use super::times;
+use super::{num, times};
 use crate::Plan;
 use crate::results::Results;
 use crate::scenario::{Metric, Scenario, Target};
@@ -13,35 +15,93 @@ struct Row {
     target: &'static str,
     best_existing: &'static str,
     scenario: Option<Scenario>,
+    /// What ratios are taken against.
+    base: Target,
     check: Check,
 }
 
 enum Check {
-    /// Gateway / raw TCP ratio at least this.
+    /// Gateway / base ratio at least this.
     RatioAtLeast(Metric, f64),
-    /// Gateway / raw TCP ratio at most this.
+    /// Gateway / base ratio at most this.
     RatioAtMost(Metric, f64),
-    /// Gateway's absolute figure at most this.
+    /// Gateway / base ratio at most this, both figures shown in this unit.
+    RatioAtMostShown(Metric, f64, &'static str),
+    /// Gateway's absolute figure at most this (KiB).
     AtMost(Metric, f64),
     /// Gateway's absolute figure at least this, and its ratio to raw TCP at least that.
     AtLeastAndRatio(Metric, f64, f64),
 }
 
-fn rows(plan: &Plan) -> Vec<Row> {
-    let largest_idle = plan
-        .scenarios
+/// The largest of the planned idle scenarios `kind` makes (plain or wss).
+fn largest(plan: &Plan, kind: fn(usize) -> Scenario) -> Option<Scenario> {
+    plan.scenarios
         .iter()
-        .filter_map(|s| match s {
-            Scenario::Idle(n) => Some(*n),
+        .filter_map(|&s| match s {
+            Scenario::Idle(n) | Scenario::WssIdle(n) => (kind(n) == s).then_some(n),
             _ => None,
         })
         .max()
-        .map(Scenario::Idle);
+        .map(kind)
+}
+
+fn rows_issue12(plan: &Plan) -> Vec<Row> {
     let row = |what, target, best_existing, scenario, check| Row {
         what,
         target,
         best_existing,
         scenario,
+        base: Target::Haproxy,
+        check,
+    };
+    let cpu = |max| Check::RatioAtMostShown(Metric::MiddleCpuPerUnit, max, "µs");
+    vec![
+        row(
+            "CPU per connect-echo-close cycle, 16 workers",
+            "≤ 1.0× HAProxy",
+            "1.67×",
+            Some(Scenario::Churn(16)),
+            cpu(1.0),
+        ),
+        row(
+            "CPU per echo round trip, 1 connection",
+            "≤ 1.0× HAProxy",
+            "1.05×",
+            Some(Scenario::Echo(1)),
+            cpu(1.0),
+        ),
+        row(
+            "CPU per echo round trip, 64 connections",
+            "≤ 1.0× HAProxy",
+            "1.23×",
+            Some(Scenario::Echo(64)),
+            cpu(1.0),
+        ),
+        row(
+            "echo p50, 1 connection",
+            "≤ 1.1× HAProxy",
+            "1.28×",
+            Some(Scenario::Echo(1)),
+            Check::RatioAtMostShown(Metric::P50Micros, 1.1, "µs"),
+        ),
+        row(
+            "wss idle memory per session (gateway RSS)",
+            "≤ 8 KiB",
+            "11 KiB",
+            largest(plan, Scenario::WssIdle),
+            Check::AtMost(Metric::KibPerConn, 8.0),
+        ),
+    ]
+}
+
+fn rows_issue6(plan: &Plan) -> Vec<Row> {
+    let largest_idle = largest(plan, Scenario::Idle);
+    let row = |what, target, best_existing, scenario, check| Row {
+        what,
+        target,
+        best_existing,
+        scenario,
+        base: Target::Raw,
         check,
     };
     vec![
@@ -118,17 +178,33 @@ fn rows(plan: &Plan) -> Vec<Row> {
     ]
 }
 
+/// Issue #12's targets: the middle process's CPU per unit of work and the latency against
+/// HAProxy's, wss idle memory.
 pub fn table(out: &mut String, plan: &Plan, r: &Results) {
+    let _ = writeln!(
+        out,
+        "\n### Targets (issue #12; ratios to HAProxy in TCP mode in the same run, medians of \
+         per-repeat ratios)\n"
+    );
+    rows_table(out, plan, r, rows_issue12(plan));
+}
+
+/// Issue #6's targets: ratios to raw TCP.
+pub fn table_issue6(out: &mut String, plan: &Plan, r: &Results) {
     let _ = writeln!(
         out,
         "\n### Targets (issue #6; ratios to raw TCP in the same run)\n"
     );
+    rows_table(out, plan, r, rows_issue6(plan));
+}
+
+fn rows_table(out: &mut String, plan: &Plan, r: &Results, rows: Vec<Row>) {
     let _ = writeln!(
         out,
         "| scenario | target | best existing | measured | result |"
     );
     let _ = writeln!(out, "|---|---|---|---:|---|");
-    for row in rows(plan) {
+    for row in rows {
         let (measured, pass) = judge(&row, plan, r);
         let result = match pass {
             Some(true) => "pass",
@@ -136,7 +212,7 @@ pub fn table(out: &mut String, plan: &Plan, r: &Results) {
             None => "—",
         };
         let what = match row.scenario {
-            Some(Scenario::Idle(n)) => format!("{} (N = {n})", row.what),
+            Some(Scenario::Idle(n) | Scenario::WssIdle(n)) => format!("{} (N = {n})", row.what),
             _ => row.what.to_string(),
         };
         let _ = writeln!(
@@ -152,12 +228,26 @@ fn judge(row: &Row, plan: &Plan, r: &Results) -> (String, Option<bool>) {
     let Some(s) = present else {
         return ("not run".to_string(), None);
     };
+    let ratio_check = !matches!(row.check, Check::AtMost(..));
+    if ratio_check && !plan.targets.contains(&row.base) {
+        return (format!("{} not measured", row.base.name()), None);
+    }
     // The gateway as this scenario measures it (ws, or wss for the wss scenarios).
     let gateway = s.columns()[0];
-    let ratio = |m| r.ratio(s, gateway, Target::Raw, m);
+    let ratio = |m| r.ratio(s, gateway, row.base, m);
     match row.check {
         Check::RatioAtLeast(m, min) => (times(ratio(m)), ratio(m).map(|v| v >= min)),
         Check::RatioAtMost(m, max) => (times(ratio(m)), ratio(m).map(|v| v <= max)),
+        Check::RatioAtMostShown(m, max, unit) => {
+            let value = |t| r.median(s, t, m).map_or_else(|| "—".into(), num);
+            let measured = format!(
+                "{} ({} against {} {unit})",
+                times(ratio(m)),
+                value(gateway),
+                value(row.base)
+            );
+            (measured, ratio(m).map(|v| v <= max))
+        }
         Check::AtMost(m, max) => {
             let v = r.median(s, gateway, m);
             (

@@ -74,5 +74,6 @@ fn rate(w: &super::Window) -> Measured {
     Measured {
         values: vec![(Metric::MegabytesPerSec, w.count as f64 / w.secs / 1e6)],
         cpu: w.cpu,
+        work: w.count as f64 / 1e9,
     }
 }

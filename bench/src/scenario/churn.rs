@@ -62,7 +62,11 @@ pub async fn run(setup: &Setup, workers: usize, timing: Timing) -> Result<Measur
         values.push((Metric::FdsAfter, after as f64));
         values.push((Metric::FdsBackMillis, took.as_secs_f64() * 1000.0));
     }
-    Ok(Measured { values, cpu: w.cpu })
+    Ok(Measured {
+        values,
+        cpu: w.cpu,
+        work: w.count as f64,
+    })
 }
 
 async fn one_cycle(setup: &Setup, seq: u64) -> Result<()> {

@@ -67,6 +67,7 @@ pub async fn run(setup: &Setup, conns: usize, timing: Timing) -> Result<Measured
             (Metric::MessagesPerSec, w.count as f64 / w.secs),
         ],
         cpu: w.cpu,
+        work: w.count as f64,
     })
 }
 

@@ -38,6 +38,7 @@ pub async fn run(setup: &Setup, n: usize) -> Result<Measured> {
     Ok(Measured {
         values,
         cpu: cpu_after.since(&cpu_before),
+        work: n as f64,
     })
 }
 

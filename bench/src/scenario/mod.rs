@@ -1,6 +1,7 @@
-//! The scenarios and what they share: the three targets (the gateway, raw TCP straight to
-//! the backend, the copy proxy), the setup of one measured run (a fresh backend and a fresh
-//! middle process), the measuring window, and the figures a run yields.
+//! The scenarios and what they share: the targets (the gateway, raw TCP straight to the
+//! backend, the copy proxy, HAProxy in TCP mode), the setup of one measured run (a fresh
+//! backend and a fresh middle process), the measuring window, and the figures a run yields,
+//! CPU per unit of work among them.
 
 mod bulk;
 mod churn;
@@ -24,6 +25,7 @@ use crate::backend::{Backend, Kind};
 use crate::child::Middle;
 use crate::client::Proto;
 use crate::gatewaylog::GatewayLog;
+use crate::haproxy::Haproxy;
 use crate::procfs::{self, CpuSnap, CpuUse};
 use crate::tls::Tls;
 
@@ -38,6 +40,8 @@ pub enum Target {
     Gateway,
     Raw,
     Proxy,
+    /// HAProxy in TCP mode (see [`crate::haproxy`]).
+    Haproxy,
     /// The gateway serving wss:// (the wss scenarios only).
     Wss,
     /// `wsgate client` in front of the gateway (the tunnel scenarios only).
@@ -52,6 +56,7 @@ impl Target {
             Target::Gateway => "gateway",
             Target::Raw => "raw TCP",
             Target::Proxy => "copy proxy",
+            Target::Haproxy => "HAProxy",
             Target::Wss => "gateway wss",
             Target::Tunnel => "wsgate client chain",
             Target::Websocat => "websocat chain",
@@ -77,6 +82,8 @@ pub enum Scenario {
     WssBulkDown(usize),
     /// [`Scenario::Echo`] over wss://.
     WssEcho(usize),
+    /// [`Scenario::Idle`] over wss://.
+    WssIdle(usize),
     /// A load through `wsgate client` and the gateway (see [`tunnel`]).
     Tunnel(tunnel::Load, usize),
 }
@@ -92,6 +99,7 @@ impl fmt::Display for Scenario {
             Scenario::WssBulkUp(n) => write!(f, "wss-bulk-up-{n}"),
             Scenario::WssBulkDown(n) => write!(f, "wss-bulk-down-{n}"),
             Scenario::WssEcho(n) => write!(f, "wss-echo-{n}"),
+            Scenario::WssIdle(n) => write!(f, "wss-idle-{n}"),
             Scenario::Tunnel(load, n) => f.write_str(&tunnel::name(*load, *n)),
         }
     }
@@ -102,9 +110,11 @@ impl Scenario {
         match self {
             Scenario::BulkUp(_) | Scenario::WssBulkUp(_) => Kind::Sink,
             Scenario::BulkDown(_) | Scenario::WssBulkDown(_) => Kind::Source,
-            Scenario::Echo(_) | Scenario::Idle(_) | Scenario::Churn(_) | Scenario::WssEcho(_) => {
-                Kind::Echo
-            }
+            Scenario::Echo(_)
+            | Scenario::Idle(_)
+            | Scenario::Churn(_)
+            | Scenario::WssEcho(_)
+            | Scenario::WssIdle(_) => Kind::Echo,
             Scenario::Tunnel(load, _) => tunnel::backend(load),
         }
     }
@@ -113,40 +123,53 @@ impl Scenario {
     pub fn tls(self) -> bool {
         matches!(
             self,
-            Scenario::WssBulkUp(_) | Scenario::WssBulkDown(_) | Scenario::WssEcho(_)
+            Scenario::WssBulkUp(_)
+                | Scenario::WssBulkDown(_)
+                | Scenario::WssEcho(_)
+                | Scenario::WssIdle(_)
         )
     }
 
-    /// The targets of the report's columns, the one measured first, the others its
-    /// baselines: wss against ws and raw TCP, otherwise the gateway against raw TCP and the
-    /// copy proxy.
-    pub fn columns(self) -> [Target; 3] {
+    /// The targets this scenario can measure, in the report's column order: the one
+    /// measured first, the others its baselines: wss against ws and raw TCP, otherwise the
+    /// gateway against raw TCP, the copy proxy and HAProxy.
+    pub fn columns(self) -> &'static [Target] {
         if let Scenario::Tunnel(..) = self {
-            tunnel::COLUMNS
+            &tunnel::COLUMNS
         } else if self.tls() {
-            [Target::Wss, Target::Gateway, Target::Raw]
+            &[Target::Wss, Target::Gateway, Target::Raw]
         } else {
-            [Target::Gateway, Target::Raw, Target::Proxy]
+            &[Target::Gateway, Target::Raw, Target::Proxy, Target::Haproxy]
         }
     }
 
-    /// Which targets a run of this scenario measures, of those asked for: a wss scenario
-    /// always measures wss, and of the others the gateway (ws) and raw TCP.
+    /// Which targets a run of this scenario measures, of those asked for, in column order:
+    /// a wss scenario always measures wss, and of the others the gateway (ws) and raw TCP.
     pub fn targets(self, asked: &[Target]) -> Vec<Target> {
-        let columns = self.columns();
-        let mut targets: Vec<Target> = asked
+        self.columns()
             .iter()
             .copied()
-            .filter(|t| columns.contains(t))
-            .collect();
-        if self.tls() || matches!(self, Scenario::Tunnel(..)) {
-            targets.retain(|t| *t != columns[0]);
-            targets.insert(0, columns[0]);
+            .filter(|t| {
+                asked.contains(t)
+                    || (self.tls() && *t == Target::Wss)
+                    || tunnel::always_measured(self, *t)
+            })
+            .collect()
+    }
+
+    /// The unit of work its CPU is counted per, and the factor from CPU seconds per unit
+    /// to the figure shown (µs per round trip, cycle or connection; core-seconds per GB).
+    pub fn work_unit(self) -> (&'static str, f64) {
+        match self {
+            Scenario::BulkUp(_)
+            | Scenario::BulkDown(_)
+            | Scenario::WssBulkUp(_)
+            | Scenario::WssBulkDown(_) => ("core-seconds per GB", 1.0),
+            Scenario::Echo(_) | Scenario::WssEcho(_) => ("µs per round trip", 1e6),
+            Scenario::Churn(_) => ("µs per connect-echo-close cycle", 1e6),
+            Scenario::Idle(_) | Scenario::WssIdle(_) => ("µs per connection opened", 1e6),
+            Scenario::Tunnel(load, n) => tunnel::plain(load, n).work_unit(),
         }
-        if matches!(self, Scenario::Tunnel(..)) {
-            targets.push(Target::Websocat);
-        }
-        targets
     }
 }
 
@@ -164,6 +187,10 @@ pub enum Metric {
     /// Middle process RSS growth per idle connection.
     KibPerConn,
     CyclesPerSec,
+    /// The middle process's CPU per unit of work ([`Scenario::work_unit`]).
+    MiddleCpuPerUnit,
+    /// The load generator's CPU per unit of work.
+    ClientCpuPerUnit,
     FdsBefore,
     FdsAfter,
     /// Time for the middle process's open files to return to their count before churn.
@@ -179,6 +206,9 @@ pub struct Measured {
     pub values: Vec<(Metric, f64)>,
     /// CPU use while the load ran.
     pub cpu: CpuUse,
+    /// Units of work done meanwhile (round trips, cycles, connections opened, GB moved),
+    /// which the CPU is divided by.
+    pub work: f64,
 }
 
 impl Measured {
@@ -206,6 +236,8 @@ pub struct Env {
     pub self_exe: PathBuf,
     /// Certificates for wss, if a wss scenario is planned.
     pub tls: Option<Tls>,
+    /// HAProxy, if it is installed.
+    pub haproxy: Option<Haproxy>,
 }
 
 /// One measured run's processes: a fresh backend, and unless the target is raw TCP, the
@@ -244,6 +276,13 @@ impl Setup {
                 Some(Middle::proxy(&env.self_exe, backend.addr).await?),
                 Proto::Raw,
             ),
+            Target::Haproxy => {
+                let haproxy = env.haproxy.as_ref().context("HAProxy is not installed")?;
+                (
+                    Some(Middle::haproxy(haproxy, backend.addr).await?),
+                    Proto::Raw,
+                )
+            }
             Target::Raw => (None, Proto::Raw),
             Target::Tunnel | Target::Websocat => {
                 anyhow::bail!("the tunnel chains are started by scenario::tunnel")
@@ -305,7 +344,7 @@ pub async fn measure(
             Scenario::BulkUp(n) | Scenario::WssBulkUp(n) => bulk::up(&setup, n, timing).await,
             Scenario::BulkDown(n) | Scenario::WssBulkDown(n) => bulk::down(&setup, n, timing).await,
             Scenario::Echo(n) | Scenario::WssEcho(n) => echo::run(&setup, n, timing).await,
-            Scenario::Idle(n) => idle::run(&setup, n).await,
+            Scenario::Idle(n) | Scenario::WssIdle(n) => idle::run(&setup, n).await,
             Scenario::Churn(n) => churn::run(&setup, n, timing).await,
             Scenario::Tunnel(..) => Err(anyhow::anyhow!("measured by scenario::tunnel")),
         }
@@ -315,11 +354,29 @@ pub async fn measure(
     let mut measured =
         measured.with_context(|| format!("{scenario} did not finish within {limit:?}"))??;
     finished?;
+    per_unit(scenario, &mut measured);
     if let (Some(before), Some(after)) = (retrans_before, procfs::tcp_ext("TCPSynRetrans")) {
         let retransmits = after.saturating_sub(before) as f64;
         measured.values.push((Metric::SynRetransmits, retransmits));
     }
     Ok(measured)
+}
+
+/// Adds the CPU per unit of work of the middle process and of the load generator.
+fn per_unit(scenario: Scenario, measured: &mut Measured) {
+    if measured.work <= 0.0 {
+        return;
+    }
+    let (_, scale) = scenario.work_unit();
+    let cpu = measured.cpu;
+    let per_unit = |percent: f64| cpu.seconds(percent) / measured.work * scale;
+    if let Some(middle) = cpu.middle {
+        measured
+            .values
+            .push((Metric::MiddleCpuPerUnit, per_unit(middle)));
+    }
+    let clients = per_unit(cpu.clients);
+    measured.values.push((Metric::ClientCpuPerUnit, clients));
 }
 
 /// What the measuring window saw.
@@ -372,7 +429,7 @@ mod tests {
 
     #[test]
     fn wss_scenarios_measure_wss_against_ws_and_raw_tcp() {
-        let all = [Target::Gateway, Target::Raw, Target::Proxy];
+        let all = [Target::Gateway, Target::Raw, Target::Proxy, Target::Haproxy];
         assert_eq!(
             Scenario::WssBulkUp(1).targets(&all),
             [Target::Wss, Target::Gateway, Target::Raw]
@@ -382,6 +439,11 @@ mod tests {
             [Target::Wss, Target::Raw]
         );
         assert_eq!(Scenario::BulkUp(1).targets(&all), all);
+        assert_eq!(
+            Scenario::Echo(1).targets(&[Target::Haproxy, Target::Gateway]),
+            [Target::Gateway, Target::Haproxy]
+        );
+        assert_eq!(Scenario::WssIdle(1000).to_string(), "wss-idle-1000");
         assert_eq!(Scenario::WssBulkDown(1).to_string(), "wss-bulk-down-1");
     }
 }

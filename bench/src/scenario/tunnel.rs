@@ -34,6 +34,12 @@ pub enum Load {
 /// The chain measured first, then its baselines.
 pub const COLUMNS: [Target; 3] = [Target::Tunnel, Target::Raw, Target::Websocat];
 
+/// Whether `s` measures `t` whatever targets were asked for: a tunnel scenario always
+/// measures both chains (raw TCP only when asked, like every other baseline).
+pub fn always_measured(s: super::Scenario, t: Target) -> bool {
+    matches!(s, super::Scenario::Tunnel(..)) && matches!(t, Target::Tunnel | Target::Websocat)
+}
+
 pub fn name(load: Load, n: usize) -> String {
     match load {
         Load::BulkUp => format!("tunnel-bulk-up-{n}"),

@@ -1,5 +1,10 @@
 //! Log output: text or JSON lines on stderr (stdout is left to command output), level from
-//! `RUST_LOG` if set, else from the config.
+//! `RUST_LOG` if set, else from the config, written in batches ([`batch`]).
+
+mod batch;
+
+use batch::Batched;
+pub use batch::flush;
 
 use tracing_subscriber::EnvFilter;
 
@@ -14,7 +19,7 @@ pub fn init(log: &Log) {
     // default reports it with `eprintln!`, which panics on the same broken stderr.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(Batched::start(log.flush_interval))
         .log_internal_errors(false);
     let installed = match log.format {
         LogFormat::Text => builder.try_init(),
