@@ -3,10 +3,12 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hyper::upgrade::{OnUpgrade, Parts};
+use futures_util::future::Either;
+use hyper::upgrade::{OnUpgrade, Parts, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -50,22 +52,10 @@ pub fn run(
                 return;
             }
         };
-        let (cfg, metrics) = (&info.route.pump, &info.route.metrics);
+        let metrics = &info.route.metrics;
         let stopping = || shared.life.stopping();
         metrics.session_opened();
-        // Plain TCP and TLS over HTTP/1.1 skip hyper's boxed IO: the pump then reaches the
-        // TCP socket itself. HTTP/2 streams go through it.
-        let outcome = match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => unwrapped(parts, backend, cfg, metrics).run(stopping).await,
-            Err(upgraded) => match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
-                Ok(parts) => unwrapped(parts, backend, cfg, metrics).run(stopping).await,
-                Err(upgraded) => {
-                    let client = Http2Stream::new(TokioIo::new(upgraded), info.transport.clone());
-                    let pump = Pump::new(client, Bytes::new(), backend, cfg, metrics);
-                    pump.run(stopping).await
-                }
-            },
-        };
+        let outcome = pump(upgraded, backend, &info, stopping).await;
         metrics.session_ended();
         shared
             .metrics
@@ -73,6 +63,40 @@ pub fn run(
         log_access(&info, &outcome, started);
     }
 }
+
+/// The session's pump for the connection hyper upgraded. Plain TCP and TLS over HTTP/1.1
+/// skip hyper's boxed IO: the pump then reaches the TCP socket itself; HTTP/2 streams go
+/// through it. The TLS and HTTP/2 pumps are boxed, so that an idle plain session does not
+/// carry the room of a TLS one. A plain function, not part of [`run`]'s `async` block:
+/// there, the temporaries of these branches would take room in every session's future
+/// for its whole life (2.5 KiB, where the plain pump's own future takes 1 KiB).
+fn pump<'s, F>(
+    upgraded: Upgraded,
+    backend: TcpStream,
+    info: &'s SessionInfo,
+    stopping: impl FnOnce() -> F + Send + 's,
+) -> impl Future<Output = Outcome> + Send + 's
+where
+    F: Future<Output = ()> + Send + 's,
+{
+    let (cfg, metrics) = (&info.route.pump, &info.route.metrics);
+    match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => Either::Left(unwrapped(parts, backend, cfg, metrics).run(stopping)),
+        Err(upgraded) => {
+            let boxed: BoxedPump<'s> = match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
+                Ok(parts) => Box::pin(unwrapped(parts, backend, cfg, metrics).run(stopping)),
+                Err(upgraded) => {
+                    let client = Http2Stream::new(TokioIo::new(upgraded), info.transport.clone());
+                    Box::pin(Pump::new(client, Bytes::new(), backend, cfg, metrics).run(stopping))
+                }
+            };
+            Either::Right(boxed)
+        }
+    }
+}
+
+/// A TLS or HTTP/2 session's pump future.
+type BoxedPump<'s> = Pin<Box<dyn Future<Output = Outcome> + Send + 's>>;
 
 /// The pump for a client stream taken out of hyper's wrapper.
 fn unwrapped<'m, C: ClientStream>(

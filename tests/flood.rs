@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::bare::{PARTIAL_UPGRADE, close_frame, drain_to_end, upgrade_on};
 use common::metrics::value;
-use common::process::start_serving;
+use common::process::{raise_fd_limit, start_serving};
 use common::*;
 use futures_util::SinkExt;
 use tokio::io::AsyncWriteExt;
@@ -32,25 +32,6 @@ const FLOOD_DEADLINE: Duration = Duration::from_secs(40);
 /// Descriptors this process needs: the flood's sockets, the backend's ends of the upgraded
 /// half, and room for the rest. The gateway, started from here, inherits the limit.
 const FDS_NEEDED: u64 = 16 * 1024;
-
-/// Raises this process's soft RLIMIT_NOFILE to `need` if the hard limit allows it.
-fn raise_fd_limit(need: u64) {
-    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-    let now = getrlimit(Resource::Nofile);
-    if now.current.is_none_or(|soft| soft >= need) {
-        return;
-    }
-    assert!(
-        now.maximum.is_none_or(|hard| hard >= need),
-        "the flood needs {need} file descriptors; the hard limit is {:?}",
-        now.maximum
-    );
-    let raised = Rlimit {
-        current: Some(need),
-        maximum: now.maximum,
-    };
-    setrlimit(Resource::Nofile, raised).expect("raising RLIMIT_NOFILE");
-}
 
 /// User plus system CPU time process `pid` has used, from `/proc/<pid>/stat`.
 fn cpu_time(pid: u32) -> Duration {

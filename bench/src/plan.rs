@@ -46,7 +46,7 @@ pub fn plan(cli: &Cli) -> Result<Plan> {
             warmup: Duration::from_millis(300),
             window: Duration::from_millis(1500),
         };
-        ([1000, 9500, 1000], timing, (5, 3))
+        ([1000, 9500, 9500], timing, (5, 3))
     };
     let mut notes: Vec<String> = cli
         .gateway_env

@@ -37,8 +37,9 @@ pub struct Endpoints {
     /// The client as far as the transport knows: the PROXY header's source if the listener
     /// takes one, else the TCP peer.
     pub client: SocketAddr,
-    /// The gateway's own address on this connection.
-    pub local: SocketAddr,
+    /// The gateway's own address on this connection, looked up only when a route sends
+    /// it to its backend (PROXY v2): one system call less per connection otherwise.
+    pub local: Option<SocketAddr>,
     /// The names in the client's verified TLS certificate, if it presented one.
     pub identity: Option<ClientIdentity>,
     /// The client's TCP socket, for HTTP/2 sessions to read its kernel's view of the client
@@ -57,9 +58,11 @@ pub async fn serve_connection(
     pending: OwnedSemaphorePermit,
 ) {
     shared.metrics.connection_accepted();
-    let local = tcp.local_addr().unwrap_or(peer);
     // Connection-level settings are those current when it arrived.
     let generation = shared.current();
+    let local = generation
+        .routes_send_proxy_header()
+        .then(|| tcp.local_addr().unwrap_or(peer));
     // PROXY header, TLS, protocol detection and request headers all fit in this one
     // deadline, so a client slow at every step is still dropped on time.
     let deadline = accepted + generation.cfg.limits.handshake_timeout;

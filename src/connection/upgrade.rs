@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -88,7 +89,13 @@ async fn upgrade(
     };
     let admitted = admission::admit(req, &route, who, generation, &shared.caps)?;
     let started = Instant::now();
-    let backend = connect_backend(&route, client, ends.local)
+    // A connection accepted before a reload turned the header on has no address of its
+    // own looked up: the listen address stands in.
+    let local = ends
+        .local
+        .or_else(|| generation.cfg.listen.parse().ok())
+        .unwrap_or(client);
+    let backend = connect_backend(&route, client, local)
         .await
         .inspect_err(|e| shared.metrics.backend_connect_failed(e))?;
     shared
@@ -114,9 +121,13 @@ async fn upgrade(
 }
 
 /// Runs `session`, then drops `held`: what the session occupies outside the data path.
-async fn holding<T: Send>(session: impl Future<Output = ()> + Send, held: T) {
-    session.await;
-    drop(held);
+/// A `map` rather than an `async fn`: an `async fn` would store the session future twice
+/// (its argument and the future it awaits), doubling what every open session costs.
+fn holding<T: Send>(
+    session: impl Future<Output = ()> + Send,
+    held: T,
+) -> impl Future<Output = ()> + Send {
+    session.map(move |()| drop(held))
 }
 
 /// Connects the route's backend and, if the route asks for it, tells it who the client is

@@ -160,6 +160,12 @@ impl Generation {
     pub fn route(&self, path: &str) -> Option<&Arc<RoutePlan>> {
         self.routes.get(path)
     }
+
+    /// Whether some route tells its backend who the client is (PROXY v2), which needs the
+    /// gateway's own address on each connection.
+    pub fn routes_send_proxy_header(&self) -> bool {
+        self.cfg.routes.iter().any(|r| r.backend_proxy_protocol)
+    }
 }
 
 fn same_rates(a: &Limits, b: &Limits) -> bool {

@@ -253,3 +253,22 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .expect("VmRSS in KiB");
     kib * 1024
 }
+
+/// Raises this process's soft RLIMIT_NOFILE to `need` if the hard limit allows it.
+pub fn raise_fd_limit(need: u64) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let now = getrlimit(Resource::Nofile);
+    if now.current.is_none_or(|soft| soft >= need) {
+        return;
+    }
+    assert!(
+        now.maximum.is_none_or(|hard| hard >= need),
+        "the test needs {need} file descriptors; the hard limit is {:?}",
+        now.maximum
+    );
+    let raised = Rlimit {
+        current: Some(need),
+        maximum: now.maximum,
+    };
+    setrlimit(Resource::Nofile, raised).expect("raising RLIMIT_NOFILE");
+}
