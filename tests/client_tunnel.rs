@@ -409,6 +409,8 @@ async fn bad_flags_and_config_exit_64_naming_key_and_value() {
     )
     .await;
     refused(&[&l[..], &["--ca-file", "x.pem"]].concat(), &["--url"]).await;
+    let backend = ["--url", "ws://gw/", "--backend", "127.0.0.1:9"];
+    refused(&[&l[..], &backend].concat(), &["--backend", "does not use"]).await;
     let header = ["--url", "ws://gw/", "--header", "no colon"];
     refused(&[&l[..], &header].concat(), &["--header", "no colon"]).await;
 

@@ -18,6 +18,15 @@ pub fn load(
     args: &ClientArgs,
     listen: Option<&str>,
 ) -> Result<(Config, Client), ConfigError> {
+    let gateway_only = [
+        ("--backend", overrides.backend.is_some()),
+        ("--tls-cert", overrides.tls_cert.is_some()),
+        ("--tls-key", overrides.tls_key.is_some()),
+    ];
+    if let Some((flag, _)) = gateway_only.iter().find(|(_, given)| *given) {
+        let why = "is the gateway's; wsgate client does not use it (see --url, --ca-file)";
+        return Err(ConfigError::single(*flag, why));
+    }
     let tunnel = args.tunnel(listen)?;
     let from_flags = tunnel.is_some();
     // Here --listen is the tunnel's local address, not the gateway's.
