@@ -621,3 +621,28 @@ async fn our_pongs_and_close_are_frames_the_gateway_accepts() {
 async fn our_pings_are_frames_the_gateway_accepts() {
     session_with_pings("30s", "100ms", false).await;
 }
+
+#[tokio::test]
+async fn a_gateway_closing_without_an_answer_is_tried_again() {
+    // Accepts and closes at once, as a restarting gateway or a load balancer may.
+    let closer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closing = format!("ws://{}/", closer.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = closer.accept().await {
+            drop(sock);
+        }
+    });
+    let gw = echo_gateway().await;
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--url",
+        &closing,
+        "--url",
+        &gw.url("/"),
+    ];
+    let mut client = start_client(&args, &[], 1).await;
+    assert_eq!(echo_through(client.addr(), b"second").await, b"second");
+    let line = json(&client.next_session_line().await);
+    assert_eq!(field(&line, "attempts"), "2", "{line}");
+}

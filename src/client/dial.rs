@@ -34,6 +34,8 @@ pub enum DialError {
     Refused(u16),
     #[error("bad handshake: {0}")]
     Handshake(&'static str),
+    #[error("the connection closed before an answer")]
+    ClosedEarly,
     #[error("no answer within the connect timeout")]
     Timeout,
     #[error("{0}")]
@@ -45,7 +47,9 @@ impl DialError {
     /// not refusing us for what we are.
     pub fn retryable(&self) -> bool {
         match self {
-            Self::Connect(_) | Self::Proxy(_) | Self::Timeout => true,
+            // A gateway (or a load balancer) closing without an answer is often one that
+            // is restarting.
+            Self::Connect(_) | Self::Proxy(_) | Self::Timeout | Self::ClosedEarly => true,
             // TLS refusing us after the handshake (TLS 1.3 checks a client certificate
             // then) surfaces on the first read as invalid data; a reset is worth a retry.
             Self::Io(e) => e.kind() != io::ErrorKind::InvalidData,
@@ -68,6 +72,7 @@ impl DialError {
             Self::Io(_) => "io",
             Self::Refused(_) => "refused",
             Self::Handshake(_) => "handshake",
+            Self::ClosedEarly => "closed",
             Self::Timeout => "timeout",
             Self::Setup(_) => "setup",
         }

@@ -133,9 +133,7 @@ where
     loop {
         let n = io.read(&mut chunk).await.map_err(DialError::Io)?;
         if n == 0 {
-            return Err(DialError::Handshake(
-                "the connection closed before an answer",
-            ));
+            return Err(DialError::ClosedEarly);
         }
         let searched_from = buf.len().saturating_sub(3);
         buf.extend_from_slice(&chunk[..n]);
