@@ -54,6 +54,13 @@ pub enum Command {
     Demo,
     /// Generate a development CA and certificates for wss:// (not for production)
     Cert(CertArgs),
+    /// Carry local TCP connections over WebSocket to a gateway: `wsgate client --listen
+    /// 127.0.0.1:6380 --url wss://gw.example.com/redis` (or the config's `tunnels`)
+    ///
+    /// Each connection accepted on --listen (here the local ip:port) gets its own session
+    /// to --url; without --url, the config's `tunnels` run. --backend, --tls-cert and
+    /// --tls-key are the gateway's and refused here.
+    Client(Box<crate::client::ClientArgs>),
     /// Print a completion script for a shell (e.g. `wsgate completions bash > /etc/bash_completion.d/wsgate`)
     Completions {
         /// The shell to complete for
@@ -94,6 +101,7 @@ impl Cli {
             log_level: self.log_level.clone(),
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),
+            tunnel: None,
         }
     }
 }

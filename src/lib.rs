@@ -30,6 +30,8 @@
 //!   the readiness they report.
 //! - `lifecycle`: signals, and the drain that ends every tracked task; `exposure` and
 //!   `logging` speak at startup.
+//! - `client`: `wsgate client`, the other end of the tunnel: local TCP ports carried over
+//!   WebSocket to a gateway, on the same `pump` and `frame` with the roles turned around.
 //! - `demo` and `devcert`: `wsgate demo`'s echo backend and page, and development
 //!   certificates. `internals` (hidden) lets the fuzz targets and tests reach parsers.
 #![deny(unsafe_code)] // allowed in `tcp_info` alone: two syscalls with no safe wrapper
@@ -38,6 +40,7 @@ pub(crate) mod admission;
 pub(crate) mod auth;
 pub(crate) mod backend;
 pub mod cli;
+pub mod client;
 pub(crate) mod client_ip;
 pub mod config;
 pub(crate) mod connection;

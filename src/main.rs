@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use tokio::net::TcpListener;
 use wsgate::cli::{self, CertArgs, Cli, Command};
-use wsgate::config::{Config, ConfigError, Log};
+use wsgate::client::{self, Client, ClientArgs};
+use wsgate::config::{Config, ConfigError, Log, Problem};
 use wsgate::lifecycle::{ReloadSignal, Signals};
 use wsgate::reload::{self, ConfigSource};
 use wsgate::{Listeners, Server, demo, devcert, logging};
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
         Some(Command::Check) => check(&cli),
         Some(Command::Demo) => run_demo(&cli),
         Some(Command::Cert(args)) => cert(args),
+        Some(Command::Client(args)) => client(&cli, args),
         Some(Command::Completions { shell }) => {
             print_or_fail(|out| cli::write_completions(*shell, out))
         }
@@ -73,6 +75,15 @@ fn serve(cli: &Cli) -> ExitCode {
         Ok(ready) => ready,
         Err(code) => return code,
     };
+    if cfg.routes.is_empty() {
+        return bad_config(&ConfigError {
+            problems: vec![Problem {
+                key: "routes".into(),
+                message: "no routes: this config only has tunnels, which `wsgate client` runs"
+                    .into(),
+            }],
+        });
+    }
     logging::init(&cfg.log);
     block_on(async move {
         let (signals, hup) = install_signals()?;
@@ -90,14 +101,55 @@ fn check(cli: &Cli) -> ExitCode {
         Ok(ready) => ready,
         Err(code) => return code,
     };
-    println!("configuration ok: listen {}", cfg.listen);
+    let tunnels = if cfg.tunnels.is_empty() {
+        Vec::new()
+    } else {
+        match Client::new(&cfg) {
+            Ok(client) => client.summary(),
+            Err(e) => return bad_config(&e),
+        }
+    };
+    if cfg.routes.is_empty() {
+        println!("configuration ok (tunnels only: run with `wsgate client`)");
+    } else {
+        println!("configuration ok: listen {}", cfg.listen);
+    }
     for route in &cfg.routes {
         println!("  route {} -> {}", route.path, route.backend.0.join(", "));
+    }
+    for tunnel in tunnels {
+        println!("  {tunnel}");
     }
     for w in cfg.warnings() {
         eprintln!("wsgate: warning: {}: {}", w.key, w.message);
     }
     ExitCode::SUCCESS
+}
+
+/// `wsgate client`: the flags' tunnel (or the config's tunnels), checked like any config.
+fn client(cli: &Cli, args: &ClientArgs) -> ExitCode {
+    let loaded = client::load(
+        &cli.config_file(),
+        cli.overrides(),
+        args,
+        cli.listen.as_deref(),
+    );
+    let (cfg, client) = match loaded {
+        Ok(ready) => ready,
+        Err(e) => return bad_config(&e),
+    };
+    logging::init(&cfg.log);
+    let metrics_listen = args.metrics_listen.clone();
+    block_on(async move {
+        let (signals, _hup) = install_signals()?;
+        let listeners = client.bind()?;
+        let metrics = match &metrics_listen {
+            Some(addr) => Some(listen_on(addr).await?),
+            None => None,
+        };
+        client.serve(listeners, metrics, signals.shutdown()).await;
+        Ok(())
+    })
 }
 
 fn cert(args: &CertArgs) -> ExitCode {

@@ -9,7 +9,15 @@ use common::process::*;
 use common::*;
 
 /// Every subcommand, as `--help` lists them.
-const SUBCOMMANDS: [&str; 6] = ["serve", "check", "demo", "cert", "completions", "man"];
+const SUBCOMMANDS: [&str; 7] = [
+    "serve",
+    "check",
+    "demo",
+    "cert",
+    "client",
+    "completions",
+    "man",
+];
 
 async fn output_of(args: &[&str]) -> String {
     let (status, stdout, stderr) = run_to_end(wsgate(args)).await;

@@ -456,6 +456,26 @@ fn readme_documents_every_key() {
     for nested in ["tokens.file", "jwt.algorithm", "jwt.key_file", "jwt.leeway"] {
         check(format!("routes[].{nested}"));
     }
+    // Every tunnel field, with the optional ones set so they serialize.
+    let mut tunnel = wsgate::config::Tunnel::new("127.0.0.1:1", "ws://gw/");
+    tunnel.name = Some("t".into());
+    tunnel.ca_file = Some("c".into());
+    tunnel.token_file = Some("t".into());
+    tunnel.headers.insert("h".into(), "v".into());
+    tunnel.subprotocols = vec!["p".into()];
+    tunnel.origin = Some("o".into());
+    tunnel.proxy = Some("off".into());
+    let fields: Dict = Figment::from(Serialized::defaults(tunnel))
+        .extract()
+        .unwrap();
+    for (f, v) in &fields {
+        match v {
+            Value::Dict(_, inner) if f != "headers" => inner
+                .keys()
+                .for_each(|g| check(format!("tunnels[].{f}.{g}"))),
+            _ => check(format!("tunnels[].{f}")),
+        }
+    }
     assert!(
         missing.is_empty(),
         "README.md's config table lacks {missing:?}"

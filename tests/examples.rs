@@ -8,9 +8,10 @@
 //! - Paths under `/etc/wsgate/` are moved into a temporary directory, where the files the
 //!   config names are made: a development certificate and key (`wsgate cert`) for each
 //!   certificate, its CA for `tls.client_ca`, a token file, a JWT key of the route's
-//!   algorithm (RS256 and ES256 keys with openssl), and the admin listener's token file.
-//! - Each environment variable a route or the admin listener names as its token source is
-//!   set; nothing else from the test's environment reaches the binary.
+//!   algorithm (RS256 and ES256 keys with openssl), the admin listener's token file, and a
+//!   tunnel's CA, client certificate and key, and token file.
+//! - Each environment variable a route, the admin listener or a tunnel names as its token
+//!   source is set; nothing else from the test's environment reaches the binary.
 
 mod common;
 
@@ -240,6 +241,16 @@ async fn check(example: &Example, material: &Material) -> Result<(), String> {
     if let Some(path) = doc.pointer("/admin/tokens/file").and_then(Value::as_str) {
         files.push((path.to_string(), format!("{TOKEN}\n").into_bytes()));
     }
+    for (field, contents) in [
+        ("/ca_file", material.file("ca.pem")),
+        ("/client_cert", cert.clone()),
+        ("/client_key", key.clone()),
+        ("/token_file", format!("{TOKEN}\n").into_bytes()),
+    ] {
+        for (_, path) in in_each(&doc, "/tunnels", field) {
+            files.push((path, contents.clone()));
+        }
+    }
     for (i, path) in in_each(&doc, "/routes", "/jwt/key_file") {
         let algorithm = doc.pointer(&format!("/routes/{i}/jwt/algorithm"));
         let algorithm = algorithm.and_then(Value::as_str).unwrap_or("HS256");
@@ -255,6 +266,9 @@ async fn check(example: &Example, material: &Material) -> Result<(), String> {
         cmd.env(name, TOKEN);
     }
     if let Some(name) = doc.pointer("/admin/tokens/env").and_then(Value::as_str) {
+        cmd.env(name, TOKEN);
+    }
+    for (_, name) in in_each(&doc, "/tunnels", "/token_env") {
         cmd.env(name, TOKEN);
     }
     let (status, stdout, stderr) = run_to_end(cmd).await;

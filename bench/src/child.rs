@@ -100,6 +100,21 @@ impl Middle {
         Self::wait_listening(child, stderr, None, gateway_listening).await
     }
 
+    /// A child started elsewhere (the client end of a tunnel chain) that listens at
+    /// `addr`: owned, measured and killed like the others.
+    pub fn adopt(child: Child, addr: SocketAddr) -> Self {
+        let pid = child.id();
+        Self {
+            child,
+            pid,
+            addr,
+            admin: None,
+            log: GatewayLog::default(),
+            _stdin: None,
+            workdir: None,
+        }
+    }
+
     /// This binary's hidden `proxy` mode in front of `backend`.
     pub async fn proxy(self_exe: &Path, backend: SocketAddr) -> Result<Self> {
         let mut child = Command::new(self_exe)

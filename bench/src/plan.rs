@@ -8,6 +8,7 @@ use anyhow::{Result, bail, ensure};
 
 use crate::haproxy::Haproxy;
 use crate::procfs;
+use crate::scenario::tunnel::Load;
 use crate::scenario::{Scenario, Target, Timing};
 use crate::soak::{self, Soak};
 use crate::{Cli, TargetArg};
@@ -68,11 +69,17 @@ pub fn plan(cli: &Cli) -> Result<Plan> {
         Scenario::WssBulkDown(1),
         Scenario::WssEcho(1),
         Scenario::WssIdle(idle[2]),
+        Scenario::Tunnel(Load::BulkUp, 1),
+        Scenario::Tunnel(Load::BulkDown, 1),
+        Scenario::Tunnel(Load::Echo, 1),
+        Scenario::Tunnel(Load::Echo, 64),
     ];
     let asked = |name: String| cli.only.iter().any(|o| name.contains(o.as_str()));
     let scenarios: Vec<Scenario> = all
         .into_iter()
         .filter(|s| cli.only.is_empty() || asked(s.to_string()))
+        // websocat opens 64 sessions more slowly than the smoke run's window lasts.
+        .filter(|s| !cli.smoke || *s != Scenario::Tunnel(Load::Echo, 64))
         .collect();
     // The soaks take minutes: only when named, or tiny in the smoke run.
     let soaks: Vec<Soak> = Soak::ALL

@@ -7,7 +7,7 @@ use figment::Figment;
 use figment::value::{Dict, Value};
 use serde::de::DeserializeOwned;
 
-use super::{Config, ConfigError, Route, peel, units};
+use super::{Config, ConfigError, peel, units};
 
 /// Every problem in `figment`, for a config that failed to extract as a whole.
 pub fn every_problem(figment: &Figment) -> ConfigError {
@@ -15,9 +15,18 @@ pub fn every_problem(figment: &Figment) -> ConfigError {
     let mut failed: Vec<&str> = Vec::new();
     let mut partial = Config::default();
     extract_sections(figment, &mut partial, &mut bad, &mut failed);
-    match extract_routes(figment, &mut bad) {
+    match extract_list(figment, "routes", &mut bad) {
         Some(routes) => partial.routes = routes,
         None => failed.push("routes"),
+    }
+    match extract_list(figment, "tunnels", &mut bad) {
+        Some(tunnels) => partial.tunnels = tunnels,
+        None => {
+            failed.push("tunnels");
+            // Tunnels were given, only wrongly: a config for `wsgate client` still needs
+            // no routes. (The stand-in's own checks are dropped with the failed section.)
+            partial.tunnels = vec![super::Tunnel::new("127.0.0.1:0", "ws://tunnel/")];
+        }
     }
     let known = top_level_keys();
     if let Ok(top) = figment.extract::<Dict>() {
@@ -53,8 +62,10 @@ pub(super) fn top_level_keys() -> Vec<String> {
             .extract::<Dict>()
             .map(|d| d.into_keys().collect())
             .unwrap_or_default();
-    if !keys.iter().any(|k| k == "routes") {
-        keys.push("routes".into());
+    for list in ["routes", "tunnels"] {
+        if !keys.iter().any(|k| k == list) {
+            keys.push(list.into());
+        }
     }
     keys
 }
@@ -106,25 +117,30 @@ sections! {
     client_ip_header: super::ClientIpHeader,
 }
 
-/// Routes one by one, so each bad route is reported with its index. `None` if any failed.
-fn extract_routes(figment: &Figment, bad: &mut ConfigError) -> Option<Vec<Route>> {
-    let values = match figment.extract_inner::<Vec<Value>>("routes") {
+/// A list (`routes`, `tunnels`) item by item, so each bad item is reported with its index.
+/// `None` if any failed.
+fn extract_list<T: DeserializeOwned>(
+    figment: &Figment,
+    key: &str,
+    bad: &mut ConfigError,
+) -> Option<Vec<T>> {
+    let values = match figment.extract_inner::<Vec<Value>>(key) {
         Ok(values) => values,
         Err(e) => {
-            bad.extend(ConfigError::from_figment_under(e, "routes"));
+            bad.extend(ConfigError::from_figment_under(e, key));
             return None;
         }
     };
-    let mut routes = Vec::with_capacity(values.len());
+    let mut items = Vec::with_capacity(values.len());
     let mut all_ok = true;
     for (i, value) in values.into_iter().enumerate() {
-        let under = format!("routes.{i}");
-        match peel::deserialize_all::<Route>(figment, &under, value, bad) {
-            Some(route) => routes.push(route),
+        let under = format!("{key}.{i}");
+        match peel::deserialize_all::<T>(figment, &under, value, bad) {
+            Some(item) => items.push(item),
             None => all_ok = false,
         }
     }
-    all_ok.then_some(routes)
+    all_ok.then_some(items)
 }
 
 /// Extracts the top-level `key` alone, adding every problem in it to `bad`.
@@ -154,7 +170,11 @@ mod tests {
 
     #[test]
     fn every_top_level_key_is_extracted_on_its_own() {
-        let sections: BTreeSet<&str> = SECTIONS.iter().copied().chain(["routes"]).collect();
+        let sections: BTreeSet<&str> = SECTIONS
+            .iter()
+            .copied()
+            .chain(["routes", "tunnels"])
+            .collect();
         let keys = top_level_keys();
         let keys: BTreeSet<&str> = keys.iter().map(String::as_str).collect();
         assert_eq!(sections, keys);

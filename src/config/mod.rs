@@ -13,6 +13,8 @@ mod route;
 mod sections;
 mod tls;
 mod trust;
+mod tunnel;
+mod tunnel_url;
 pub mod units;
 mod validate;
 
@@ -30,6 +32,8 @@ pub use sections::{
     Admin, ClientIpHeader, Limits, Liveness, Log, LogFormat, Probe, Readiness, Reload, Shutdown,
 };
 pub use tls::{SniCertificate, Tls};
+pub use tunnel::{Reconnect, Tunnel};
+pub use tunnel_url::{GatewayUrl, ProxyUrl};
 pub use units::{ByteSize, Rate};
 
 /// Where the binary looks for a config file when `--config` is not given; a missing file
@@ -76,6 +80,9 @@ pub struct Config {
     pub readiness: Readiness,
     pub reload: Reload,
     pub log: Log,
+    /// Local ports `wsgate client` carries over WebSocket to a gateway; the gateway itself
+    /// ignores them.
+    pub tunnels: Vec<Tunnel>,
 }
 
 impl Default for Config {
@@ -101,6 +108,7 @@ impl Default for Config {
             readiness: Readiness::default(),
             reload: Reload::default(),
             log: Log::default(),
+            tunnels: Vec::new(),
         }
     }
 }
@@ -114,6 +122,9 @@ pub struct Overrides {
     pub log_level: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// `wsgate client --url ...`: replaces `tunnels` with this one (its fields as the
+    /// config writes them; the rest at their defaults).
+    pub tunnel: Option<serde_json::Value>,
 }
 
 /// Which file to read: one the user named (must exist) or the default path (may be absent).
@@ -205,6 +216,9 @@ fn apply_overrides(mut figment: Figment, o: &Overrides) -> Figment {
     }
     if let Some(level) = &o.log_level {
         figment = figment.merge(Serialized::default("log.level", level));
+    }
+    if let Some(tunnel) = &o.tunnel {
+        figment = figment.merge(Serialized::default("tunnels", [tunnel]));
     }
     figment
 }

@@ -85,7 +85,11 @@ impl Config {
             );
         }
         check_positive(&mut bad, "connect_timeout", self.connect_timeout);
-        check_routes(&mut bad, &self.routes);
+        // A file for `wsgate client` alone needs no routes.
+        if !self.routes.is_empty() || self.tunnels.is_empty() {
+            check_routes(&mut bad, &self.routes);
+        }
+        super::tunnel::check_tunnels(&mut bad, &self.tunnels);
         self.check_limits(&mut bad);
         self.check_timers(&mut bad);
         self.check_operations(&mut bad);

@@ -53,6 +53,22 @@ pub fn frame(code: Option<u16>, reason: &str) -> Vec<u8> {
     control_frame(OpCode::Close, &payload)
 }
 
+/// `frame`, a complete unmasked control frame from [`control_frame`] or [`frame`], masked
+/// with `key` as a client sends it.
+pub fn masked(frame: &[u8], key: [u8; 4]) -> Vec<u8> {
+    let (head, payload) = frame.split_at(2.min(frame.len()));
+    let mut out = Vec::with_capacity(frame.len() + 4);
+    out.extend_from_slice(head);
+    if let Some(second) = out.get_mut(1) {
+        *second |= 0x80;
+    }
+    out.extend_from_slice(&key);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    super::mask::unmask(&mut out[start..], key, 0);
+    out
+}
+
 /// A complete unmasked control frame (ping, pong, close) carrying `payload` (≤ 125 bytes).
 pub fn control_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
     let mut header = [0u8; MAX_SERVER_HEADER];
@@ -87,6 +103,16 @@ mod tests {
             );
         }
         assert_eq!(parse(&[0x03, 0xE8, 0xFF]), ClientClose::BadReason);
+    }
+
+    #[test]
+    fn masked_control_frames_parse_as_a_client_sends_them() {
+        let f = masked(&frame(Some(1000), "bye"), [1, 2, 3, 4]);
+        let h = super::super::header::parse(&f, true).unwrap().unwrap();
+        assert_eq!((h.payload_len, h.len, h.mask), (5, 6, [1, 2, 3, 4]));
+        let mut payload = f[6..].to_vec();
+        super::super::mask::unmask(&mut payload, h.mask, 0);
+        assert_eq!(payload, [0x03, 0xE8, b'b', b'y', b'e']);
     }
 
     #[test]

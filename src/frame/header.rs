@@ -1,6 +1,6 @@
-//! The frame header (RFC 6455 §5.2): parsing what clients send, with every rule a client
-//! frame must follow checked as soon as the bytes that carry it arrive, and encoding the
-//! headers the gateway sends (never masked, never fragmented).
+//! The frame header (RFC 6455 §5.2): parsing what the peer sends, with every rule its frames
+//! must follow checked as soon as the bytes that carry it arrive, and encoding the headers
+//! we send (never fragmented; masked only when `wsgate client` speaks to a gateway).
 
 /// The longest header the gateway writes: 2 bytes plus a 64-bit length.
 pub const MAX_SERVER_HEADER: usize = 10;
@@ -64,7 +64,9 @@ pub struct Violation(pub &'static str);
 
 /// Parses the header at the start of `bytes`: `Ok(None)` while it is incomplete. Rules
 /// are checked on the first two bytes, so a bad frame is refused without waiting for more.
-pub fn parse_client(bytes: &[u8]) -> Result<Option<ClientHeader>, Violation> {
+/// A client's frames must be masked (`masked`), a server's must not be (then `mask` is all
+/// zeros, which unmasks to the same bytes).
+pub fn parse(bytes: &[u8], masked: bool) -> Result<Option<ClientHeader>, Violation> {
     let [b0, b1, rest @ ..] = bytes else {
         return Ok(None);
     };
@@ -73,8 +75,10 @@ pub fn parse_client(bytes: &[u8]) -> Result<Option<ClientHeader>, Violation> {
     }
     let fin = b0 & 0x80 != 0;
     let opcode = OpCode::from_bits(b0 & 0x0F).ok_or(Violation("unknown opcode"))?;
-    if b1 & 0x80 == 0 {
-        return Err(Violation("client frame not masked"));
+    match (b1 & 0x80 != 0, masked) {
+        (false, true) => return Err(Violation("client frame not masked")),
+        (true, false) => return Err(Violation("server frame masked")),
+        _ => {}
     }
     let short = b1 & 0x7F;
     if opcode.is_control() && (!fin || short > 125) {
@@ -88,8 +92,11 @@ pub fn parse_client(bytes: &[u8]) -> Result<Option<ClientHeader>, Violation> {
     let Some((len_bytes, after)) = rest.split_at_checked(ext) else {
         return Ok(None);
     };
-    let Some(mask) = after.first_chunk::<4>() else {
-        return Ok(None);
+    let mask_len = if masked { 4 } else { 0 };
+    let mask = match after.first_chunk::<4>() {
+        _ if !masked => &[0; 4],
+        Some(mask) => mask,
+        None => return Ok(None),
     };
     let payload_len = match ext {
         2 => u64::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]])),
@@ -109,7 +116,7 @@ pub fn parse_client(bytes: &[u8]) -> Result<Option<ClientHeader>, Violation> {
         opcode,
         payload_len,
         mask: *mask,
-        len: 2 + ext + 4,
+        len: 2 + ext + mask_len,
     }))
 }
 
@@ -134,6 +141,24 @@ pub fn encode_server(
     2 + ext
 }
 
+/// Writes the header of a final frame carrying `payload_len` bytes masked with `mask` into
+/// the end of `out` and returns how many bytes it took (as [`encode_server`]); the caller
+/// masks the payload itself (see [`super::mask::unmask`]).
+pub fn encode_client(
+    opcode: OpCode,
+    payload_len: usize,
+    mask: [u8; 4],
+    out: &mut [u8; MAX_CLIENT_HEADER],
+) -> usize {
+    let mut unmasked = [0u8; MAX_SERVER_HEADER];
+    let len = encode_server(opcode, payload_len, &mut unmasked);
+    let start = MAX_CLIENT_HEADER - len - 4;
+    out[start..MAX_CLIENT_HEADER - 4].copy_from_slice(&unmasked[MAX_SERVER_HEADER - len..]);
+    out[start + 1] |= 0x80;
+    out[MAX_CLIENT_HEADER - 4..].copy_from_slice(&mask);
+    len + 4
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +179,10 @@ mod tests {
             [0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]
         );
         assert_eq!(encoded(OpCode::Close, 0), [0x88, 0]);
+    }
+
+    fn parse_client(bytes: &[u8]) -> Result<Option<ClientHeader>, Violation> {
+        parse(bytes, true)
     }
 
     #[test]
@@ -180,5 +209,30 @@ mod tests {
         assert!(parse_client(&[0x89, 0xFE]).is_err(), "ping over 125");
         let huge = [0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
         assert!(parse_client(&huge).is_err(), "top length bit");
+    }
+
+    #[test]
+    fn server_headers_parse_unmasked_and_masked_ones_are_refused() {
+        let h = [0x82, 0x7E, 0x01, 0x00];
+        assert_eq!(parse(&h[..3], false), Ok(None));
+        let parsed = parse(&h, false).unwrap().unwrap();
+        assert_eq!(
+            (parsed.payload_len, parsed.len, parsed.mask),
+            (256, 4, [0; 4])
+        );
+        assert!(parse(&[0x82, 0x85], false).is_err(), "masked server frame");
+    }
+
+    #[test]
+    fn client_headers_round_trip() {
+        for n in [0, 5, 125, 126, 65535, 65536] {
+            let mut out = [0u8; MAX_CLIENT_HEADER];
+            let len = encode_client(OpCode::Binary, n, [9, 8, 7, 6], &mut out);
+            let parsed = parse_client(&out[MAX_CLIENT_HEADER - len..])
+                .unwrap()
+                .unwrap();
+            assert_eq!((parsed.payload_len, parsed.len), (n as u64, len));
+            assert_eq!(parsed.mask, [9, 8, 7, 6]);
+        }
     }
 }

@@ -1,8 +1,42 @@
-//! Unmasking client payloads (RFC 6455 §5.3) in place. The XOR runs over fixed 32-byte
-//! blocks, which the compiler turns into vector instructions; the mask's phase carries over
-//! between calls, since a frame's payload arrives in pieces.
+//! Unmasking client payloads (RFC 6455 §5.3) in place, and masking our own when
+//! `wsgate client` sends them (the same XOR). The XOR runs over fixed 32-byte blocks, which
+//! the compiler turns into vector instructions; the mask's phase carries over between
+//! calls, since a frame's payload arrives in pieces. [`MaskKeys`] draws the keys.
+
+use std::hash::{BuildHasher, RandomState};
 
 const BLOCK: usize = 32;
+
+/// Masking keys a client draws for its frames. The RFC asks for keys an observer cannot
+/// predict: each is SipHash (a keyed pseudo-random function) of a counter, under a key the
+/// standard library seeds from the operating system's randomness.
+pub struct MaskKeys {
+    hasher: RandomState,
+    counter: u64,
+}
+
+impl MaskKeys {
+    pub fn new() -> Self {
+        Self {
+            hasher: RandomState::new(),
+            counter: 0,
+        }
+    }
+
+    /// The key for the next frame.
+    pub fn next_key(&mut self) -> [u8; 4] {
+        self.counter += 1;
+        let h = self.hasher.hash_one(self.counter);
+        let [a, b, c, d, ..] = h.to_le_bytes();
+        [a, b, c, d]
+    }
+}
+
+impl Default for MaskKeys {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// XORs `data` with `mask`, starting `phase` bytes into the 4-byte mask cycle, and returns
 /// the phase after the last byte.
@@ -29,6 +63,13 @@ mod tests {
         for (i, b) in data.iter_mut().enumerate() {
             *b ^= mask[(phase + i) % 4];
         }
+    }
+
+    #[test]
+    fn keys_vary() {
+        let mut keys = MaskKeys::new();
+        let drawn: std::collections::HashSet<[u8; 4]> = (0..100).map(|_| keys.next_key()).collect();
+        assert!(drawn.len() > 95, "only {} distinct keys", drawn.len());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Decoding what a client sends, in the pieces the socket delivers. [`FrameReader::feed`]
+//! Decoding what the peer sends (a client, or the gateway when `wsgate client` reads a
+//! server's unmasked frames), in the pieces the socket delivers. [`FrameReader::feed`]
 //! unmasks data payloads in place and moves them to the front of the piece, so what reaches
 //! the backend is one contiguous run of bytes per read, whatever mix of frames it held.
 //! Message rules (fragmentation, size limits, text allowed, UTF-8) are checked frame by
@@ -7,7 +8,7 @@
 //! (≤ 3 bytes) and a partial control payload.
 
 use super::close::{self, ClientClose};
-use super::header::{ClientHeader, MAX_CLIENT_HEADER, OpCode, parse_client};
+use super::header::{ClientHeader, MAX_CLIENT_HEADER, OpCode, parse};
 use super::mask::unmask;
 use super::pings::UnansweredPings;
 use super::utf8::Utf8Stream;
@@ -62,9 +63,19 @@ pub struct FrameReader {
     control: Vec<u8>,
     /// Pings decoded and not yet handed on for an answer.
     pings: UnansweredPings,
+    /// The peer is a server: its frames are unmasked (a client's must be masked).
+    from_server: bool,
 }
 
 impl FrameReader {
+    /// A reader of a server's frames, for `wsgate client`.
+    pub fn from_server() -> Self {
+        Self {
+            from_server: true,
+            ..Self::default()
+        }
+    }
+
     /// Takes the payload of the oldest ping not yet taken, which the caller answers with a
     /// pong.
     pub fn take_ping(&mut self) -> Option<Vec<u8>> {
@@ -108,7 +119,9 @@ impl FrameReader {
                 .unwrap_or(usize::MAX)
                 .min(piece.len() - pos);
             let segment = &mut piece[pos..pos + n];
-            frame.phase = unmask(segment, frame.mask, frame.phase);
+            if frame.mask != [0; 4] {
+                frame.phase = unmask(segment, frame.mask, frame.phase);
+            }
             frame.remaining -= n as u64;
             pos += n;
             if frame.opcode.is_control() {
@@ -138,10 +151,10 @@ impl FrameReader {
         let had = self.header_len;
         let take = (MAX_CLIENT_HEADER - had).min(bytes.len());
         let parsed = if had == 0 {
-            parse_client(bytes)
+            parse(bytes, !self.from_server)
         } else {
             self.header[had..had + take].copy_from_slice(&bytes[..take]);
-            parse_client(&self.header[..had + take])
+            parse(&self.header[..had + take], !self.from_server)
         };
         match parsed.map_err(|_| Stop::Protocol)? {
             Some(h) => {

@@ -21,12 +21,14 @@ use super::splice::{self, Filled};
 use super::throttle::Throttle;
 use super::writer::ClientWriter;
 use crate::error::SessionEnd;
-use crate::frame::header::encode_server;
+use crate::frame::header::{MAX_CLIENT_HEADER, encode_client, encode_server};
+use crate::frame::mask::unmask;
 use crate::frame::utf8::complete_prefix;
 use crate::frame::{MAX_SERVER_HEADER, OpCode};
 
-/// Room kept in front of the payload: the longest header, plus a cut character carried over.
-const HEADROOM: usize = MAX_SERVER_HEADER + 3;
+/// Room kept in front of the payload: the longest header (a masked one, when `wsgate
+/// client` sends), plus a cut character carried over.
+const HEADROOM: usize = MAX_CLIENT_HEADER + 3;
 
 /// A splice smaller than this goes back to copying.
 const SPLICE_AT_LEAST: usize = 16 * 1024;
@@ -97,7 +99,9 @@ impl Downstream {
                 }
                 self.resume_at = None;
             }
-            let spliced = if self.splicing && client.tcp().is_some() && splice::supported() {
+            // A masked payload must pass through memory, so only a server splices.
+            let spliceable = client.tcp().is_some() && !writer.is_masking();
+            let spliced = if self.splicing && spliceable && splice::supported() {
                 match ready!(splice::poll_fill(backend, cx, self.read_size)) {
                     Ok(Filled::Frame(frame)) => {
                         let n = frame.payload_len();
@@ -183,10 +187,23 @@ impl Downstream {
         } else {
             OpCode::Binary
         };
-        let mut header = [0u8; MAX_SERVER_HEADER];
-        let header_len = encode_server(opcode, payload, &mut header);
-        let frame_start = start - header_len;
-        buf[frame_start..start].copy_from_slice(&header[MAX_SERVER_HEADER - header_len..]);
+        let frame_start = match writer.next_mask() {
+            None => {
+                let mut header = [0u8; MAX_SERVER_HEADER];
+                let header_len = encode_server(opcode, payload, &mut header);
+                let frame_start = start - header_len;
+                buf[frame_start..start].copy_from_slice(&header[MAX_SERVER_HEADER - header_len..]);
+                frame_start
+            }
+            Some(key) => {
+                let mut header = [0u8; MAX_CLIENT_HEADER];
+                let header_len = encode_client(opcode, payload, key, &mut header);
+                let frame_start = start - header_len;
+                buf[frame_start..start].copy_from_slice(&header[MAX_CLIENT_HEADER - header_len..]);
+                unmask(&mut buf[start..payload_end], key, 0);
+                frame_start
+            }
+        };
         writer.send_data(buf, frame_start, payload_end);
         Poll::Ready(Ok(Read::Moved(n)))
     }

@@ -27,7 +27,7 @@ use tokio::time::{Instant, Sleep, sleep_until};
 
 use crate::config::{Config, MessageType, Route};
 use crate::error::SessionEnd;
-use crate::frame::{FrameLimits, close};
+use crate::frame::{FrameLimits, FrameReader, close};
 use crate::metrics::RouteMetrics;
 use crate::tcp_info;
 use downstream::Downstream;
@@ -53,6 +53,9 @@ pub struct PumpConfig {
     pub close_timeout: Duration,
     /// Throughput cap per direction, bytes per second.
     pub max_bytes_per_second: Option<u64>,
+    /// We are the client (`wsgate client`): the "client" stream is a gateway, whose frames
+    /// are unmasked, and ours are masked.
+    pub client_role: bool,
 }
 
 impl PumpConfig {
@@ -72,6 +75,7 @@ impl PumpConfig {
             idle_timeout: cfg.liveness.idle_timeout,
             close_timeout: cfg.liveness.close_timeout,
             max_bytes_per_second: l.max_bytes_per_second.map(|b| b.0),
+            client_role: false,
         }
     }
 
@@ -128,13 +132,23 @@ where
         Self {
             client,
             backend,
-            up: Upstream::new(cfg.limits, cfg.read_buffer_size, early, cfg.throttle()),
+            up: Upstream::new(
+                if cfg.client_role {
+                    FrameReader::from_server()
+                } else {
+                    FrameReader::default()
+                },
+                cfg.limits,
+                cfg.read_buffer_size,
+                early,
+                cfg.throttle(),
+            ),
             down: Downstream::new(
                 cfg.message_type == MessageType::Text,
                 cfg.backend_read_size,
                 cfg.throttle(),
             ),
-            writer: ClientWriter::default(),
+            writer: ClientWriter::new(cfg.client_role),
             timer: LivenessTimer::new(cfg.ping_interval, cfg.pong_timeout, cfg.idle_timeout, now),
             act: SessionState::new(now, metrics),
             close_timeout: cfg.close_timeout,

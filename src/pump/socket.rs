@@ -52,6 +52,13 @@ impl ClientStream for TlsStream<TcpStream> {
     }
 }
 
+/// `wsgate client`'s wss:// connection to a gateway.
+impl ClientStream for tokio_rustls::client::TlsStream<TcpStream> {
+    fn transport(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.get_ref().0.as_fd())
+    }
+}
+
 /// An upgraded stream that cannot reach its socket through hyper (an HTTP/2 stream), with a
 /// handle on the connection's socket kept beside it.
 pub struct Http2Stream {

@@ -41,13 +41,14 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(
+        reader: FrameReader,
         limits: FrameLimits,
         read_size: usize,
         early: Bytes,
         throttle: Option<Box<Throttle>>,
     ) -> Self {
         Self {
-            reader: FrameReader::default(),
+            reader,
             limits,
             read_size,
             early,

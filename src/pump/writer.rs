@@ -11,7 +11,8 @@ use super::pool;
 use super::session_state::SessionState;
 use super::socket::{self, ClientStream};
 use super::splice::SplicedFrame;
-use crate::frame::close::control_frame;
+use crate::frame::close::{control_frame, masked};
+use crate::frame::mask::MaskKeys;
 use crate::frame::{OpCode, UnansweredPings};
 
 /// The bytes of one frame on their way out.
@@ -68,9 +69,28 @@ pub struct ClientWriter {
     close_is_last: bool,
     /// Data frames that have fully reached the socket.
     delivered: u64,
+    /// Set when we are the client (`wsgate client`): every frame we send is masked.
+    masks: Option<Box<MaskKeys>>,
 }
 
 impl ClientWriter {
+    /// A writer whose frames are masked (`wsgate client` towards a gateway) or not.
+    pub fn new(masking: bool) -> Self {
+        Self {
+            masks: masking.then(Box::default),
+            ..Self::default()
+        }
+    }
+
+    pub fn is_masking(&self) -> bool {
+        self.masks.is_some()
+    }
+
+    /// The key for the next data frame, when frames are masked.
+    pub fn next_mask(&mut self) -> Option<[u8; 4]> {
+        self.masks.as_mut().map(|m| m.next_key())
+    }
+
     pub fn delivered(&self) -> u64 {
         self.delivered
     }
@@ -124,13 +144,19 @@ impl ClientWriter {
 
     /// Starts the next control frame waiting, if any; whether one was started. Only when idle.
     pub fn start_control(&mut self, act: &SessionState<'_>) -> bool {
+        // Every control frame a client sends is masked, whichever it is.
+        let masks = &mut self.masks;
+        let mut wire = |frame: Vec<u8>| match masks.as_mut() {
+            Some(m) => masked(&frame, m.next_key()),
+            None => frame,
+        };
         let frame = if let Some(close) = self.close.take() {
-            Frame::Close(close)
+            Frame::Close(wire(close))
         } else if let Some(payload) = self.pongs.pop() {
-            Frame::Control(control_frame(OpCode::Pong, &payload))
+            Frame::Control(wire(control_frame(OpCode::Pong, &payload)))
         } else if std::mem::take(&mut self.ping_due) {
             act.pinged();
-            Frame::Ping(control_frame(OpCode::Ping, &[]))
+            Frame::Ping(wire(control_frame(OpCode::Ping, &[])))
         } else {
             return false;
         };

@@ -4,7 +4,7 @@
 //! file) applies to new connections while open ones keep theirs.
 
 mod accept;
-mod certs;
+pub(crate) mod certs;
 
 use std::sync::Arc;
 

@@ -10,6 +10,7 @@ pub mod netfault;
 pub mod process;
 pub mod tls_client;
 pub mod tools;
+pub mod tunnel;
 pub mod wire;
 
 use std::net::SocketAddr;

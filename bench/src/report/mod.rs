@@ -14,7 +14,7 @@ mod targets;
 use crate::Plan;
 use crate::procfs::{self, CpuUse, Machine};
 use crate::results::Results;
-use crate::scenario::{Metric, Scenario, Target};
+use crate::scenario::{Metric, Scenario, Target, tunnel};
 
 pub const BEGIN: &str = "<!-- bench:begin -->";
 pub const END: &str = "<!-- bench:end -->";
@@ -98,6 +98,7 @@ fn title(s: Scenario) -> String {
         Scenario::WssBulkDown(n) => format!("wss: {}", title(Scenario::BulkDown(n))),
         Scenario::WssEcho(n) => format!("wss: {}", title(Scenario::Echo(n))),
         Scenario::WssIdle(n) => format!("wss: {}", title(Scenario::Idle(n))),
+        Scenario::Tunnel(load, n) => tunnel::title(title(tunnel::plain(load, n))),
     }
 }
 
@@ -297,6 +298,8 @@ fn short(s: Scenario, t: Target) -> &'static str {
         Target::Raw => "raw",
         Target::Proxy => "proxy",
         Target::Haproxy => "HAProxy",
+        Target::Tunnel => "chain",
+        Target::Websocat => "websocat",
     }
 }
 

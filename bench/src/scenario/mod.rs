@@ -7,6 +7,7 @@ mod bulk;
 mod churn;
 pub mod echo;
 pub mod idle;
+pub mod tunnel;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -43,6 +44,10 @@ pub enum Target {
     Haproxy,
     /// The gateway serving wss:// (the wss scenarios only).
     Wss,
+    /// `wsgate client` in front of the gateway (the tunnel scenarios only).
+    Tunnel,
+    /// websocat in front of the gateway (the tunnel scenarios only).
+    Websocat,
 }
 
 impl Target {
@@ -53,6 +58,8 @@ impl Target {
             Target::Proxy => "copy proxy",
             Target::Haproxy => "HAProxy",
             Target::Wss => "gateway wss",
+            Target::Tunnel => "wsgate client chain",
+            Target::Websocat => "websocat chain",
         }
     }
 }
@@ -77,6 +84,8 @@ pub enum Scenario {
     WssEcho(usize),
     /// [`Scenario::Idle`] over wss://.
     WssIdle(usize),
+    /// A load through `wsgate client` and the gateway (see [`tunnel`]).
+    Tunnel(tunnel::Load, usize),
 }
 
 impl fmt::Display for Scenario {
@@ -91,6 +100,7 @@ impl fmt::Display for Scenario {
             Scenario::WssBulkDown(n) => write!(f, "wss-bulk-down-{n}"),
             Scenario::WssEcho(n) => write!(f, "wss-echo-{n}"),
             Scenario::WssIdle(n) => write!(f, "wss-idle-{n}"),
+            Scenario::Tunnel(load, n) => f.write_str(&tunnel::name(*load, *n)),
         }
     }
 }
@@ -105,6 +115,7 @@ impl Scenario {
             | Scenario::Churn(_)
             | Scenario::WssEcho(_)
             | Scenario::WssIdle(_) => Kind::Echo,
+            Scenario::Tunnel(load, _) => tunnel::backend(load),
         }
     }
 
@@ -123,7 +134,9 @@ impl Scenario {
     /// measured first, the others its baselines: wss against ws and raw TCP, otherwise the
     /// gateway against raw TCP, the copy proxy and HAProxy.
     pub fn columns(self) -> &'static [Target] {
-        if self.tls() {
+        if let Scenario::Tunnel(..) = self {
+            &tunnel::COLUMNS
+        } else if self.tls() {
             &[Target::Wss, Target::Gateway, Target::Raw]
         } else {
             &[Target::Gateway, Target::Raw, Target::Proxy, Target::Haproxy]
@@ -136,7 +149,11 @@ impl Scenario {
         self.columns()
             .iter()
             .copied()
-            .filter(|t| asked.contains(t) || (self.tls() && *t == Target::Wss))
+            .filter(|t| {
+                asked.contains(t)
+                    || (self.tls() && *t == Target::Wss)
+                    || tunnel::always_measured(self, *t)
+            })
             .collect()
     }
 
@@ -151,6 +168,7 @@ impl Scenario {
             Scenario::Echo(_) | Scenario::WssEcho(_) => ("µs per round trip", 1e6),
             Scenario::Churn(_) => ("µs per connect-echo-close cycle", 1e6),
             Scenario::Idle(_) | Scenario::WssIdle(_) => ("µs per connection opened", 1e6),
+            Scenario::Tunnel(load, n) => tunnel::plain(load, n).work_unit(),
         }
     }
 }
@@ -266,6 +284,9 @@ impl Setup {
                 )
             }
             Target::Raw => (None, Proto::Raw),
+            Target::Tunnel | Target::Websocat => {
+                anyhow::bail!("the tunnel chains are started by scenario::tunnel")
+            }
         };
         Ok(Self {
             addr: middle.as_ref().map_or(backend.addr, |m| m.addr),
@@ -312,6 +333,9 @@ pub async fn measure(
     target: Target,
     timing: Timing,
 ) -> Result<Measured> {
+    if let Scenario::Tunnel(load, n) = scenario {
+        return tunnel::measure(env, load, n, target, timing).await;
+    }
     let retrans_before = procfs::tcp_ext("TCPSynRetrans");
     let setup = Setup::start(env, target, scenario.backend(), &[]).await?;
     let limit = timing.warmup + timing.window + RUN_SLACK;
@@ -322,6 +346,7 @@ pub async fn measure(
             Scenario::Echo(n) | Scenario::WssEcho(n) => echo::run(&setup, n, timing).await,
             Scenario::Idle(n) | Scenario::WssIdle(n) => idle::run(&setup, n).await,
             Scenario::Churn(n) => churn::run(&setup, n, timing).await,
+            Scenario::Tunnel(..) => Err(anyhow::anyhow!("measured by scenario::tunnel")),
         }
     };
     let measured = timeout(limit, run).await;

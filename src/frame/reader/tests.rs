@@ -150,3 +150,63 @@ fn large_frames_use_the_64_bit_length() {
     let (out, messages, stop, _) = run(&wire, &[9, 40_000], &LIMITS);
     assert_eq!((out == payload, messages, stop), (true, 1, None));
 }
+
+/// An unmasked server frame, as `wsgate client` reads them.
+fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = frame(fin, opcode, payload);
+    let header = f.len() - payload.len() - 4;
+    f[1] &= 0x7F;
+    f.drain(header..header + 4);
+    let at = f.len() - payload.len();
+    f[at..].copy_from_slice(payload);
+    f
+}
+
+/// As [`run`], with a reader of server frames.
+fn run_server(wire: &[u8], cuts: &[usize]) -> (Vec<u8>, u32, Option<Stop>, FrameReader) {
+    let mut reader = FrameReader::from_server();
+    let (mut out, mut messages) = (Vec::new(), 0);
+    let mut start = 0;
+    for end in cuts.iter().copied().chain([wire.len()]) {
+        let mut piece = wire[start..end].to_vec();
+        start = end;
+        let fed = reader.feed(&mut piece, &LIMITS);
+        out.extend_from_slice(&piece[..fed.data]);
+        messages += fed.messages;
+        if fed.stop.is_some() {
+            return (out, messages, fed.stop, reader);
+        }
+    }
+    (out, messages, None, reader)
+}
+
+#[test]
+fn server_frames_come_out_whole_wherever_the_reads_are_cut() {
+    let payload: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let mut wire = server_frame(true, 2, &payload[..5]);
+    wire.extend(server_frame(false, 2, &payload[5..200]));
+    wire.extend(server_frame(true, 9, b"ping from the gateway"));
+    wire.extend(server_frame(true, 0, &payload[200..]));
+    wire.extend(server_frame(true, 8, &1000u16.to_be_bytes()));
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..500 {
+        let mut cuts: Vec<usize> = (0..rng.usize(0..6))
+            .map(|_| rng.usize(0..=wire.len()))
+            .collect();
+        cuts.sort_unstable();
+        let (out, messages, stop, mut reader) = run_server(&wire, &cuts);
+        assert_eq!(stop, Some(Stop::Closed(Some(1000))), "cuts {cuts:?}");
+        assert!(out == payload, "cuts {cuts:?}");
+        assert_eq!(messages, 2);
+        assert_eq!(
+            reader.take_ping().as_deref(),
+            Some(&b"ping from the gateway"[..])
+        );
+    }
+}
+
+#[test]
+fn a_masked_frame_from_a_server_is_a_protocol_error() {
+    let (_, _, stop, _) = run_server(&frame(true, 2, b"masked"), &[]);
+    assert_eq!(stop, Some(Stop::Protocol));
+}
