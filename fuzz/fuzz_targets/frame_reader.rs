@@ -1,11 +1,13 @@
 #![no_main]
-//! The client frame reader, fed one stream in three cuts: whole, in pieces of pseudo-random
+//! The frame reader, in both roles (the gateway reading a client's masked frames, `wsgate
+//! client` reading a gateway's unmasked ones), fed one stream in three cuts: whole, in pieces of pseudo-random
 //! sizes, and a byte at a time. What it decodes (the bytes for the backend, the message
 //! count, the last ping and why the stream stops) must not depend on how the socket
 //! delivered the bytes; each piece's data stays inside that piece; a close it accepts
 //! carries a code a client may send.
 //!
-//! Input: byte 0 picks the limits, byte 1 seeds the cuts, the rest is the client's stream.
+//! Input: byte 0 picks the limits (bits 0-6) and the role (bit 7: reading a server's
+//! frames), byte 1 seeds the cuts, the rest is the peer's stream.
 
 use libfuzzer_sys::fuzz_target;
 use wsgate::internals::{FrameLimits, FrameReader, Stop};
@@ -32,8 +34,17 @@ fn limits(selector: u8) -> FrameLimits {
 }
 
 /// Feeds `wire` in pieces whose sizes `next_len` picks, as the session's read loop does.
-fn run(wire: &[u8], limits: &FrameLimits, mut next_len: impl FnMut() -> usize) -> Outcome {
-    let mut reader = FrameReader::default();
+fn run(
+    wire: &[u8],
+    limits: &FrameLimits,
+    from_server: bool,
+    mut next_len: impl FnMut() -> usize,
+) -> Outcome {
+    let mut reader = if from_server {
+        FrameReader::from_server()
+    } else {
+        FrameReader::default()
+    };
     let mut out = Outcome::default();
     let mut piece = Vec::with_capacity(wire.len());
     let mut start = 0;
@@ -48,10 +59,11 @@ fn run(wire: &[u8], limits: &FrameLimits, mut next_len: impl FnMut() -> usize) -
             "data {} beyond the piece ({len})",
             fed.data
         );
-        // A message ends with a frame of at least 6 header bytes; one may have begun in an
-        // earlier piece.
+        // A message ends with a frame of at least 6 header bytes (2 from a server, whose
+        // frames are unmasked); one may have begun in an earlier piece.
+        let shortest_frame = if from_server { 2 } else { 6 };
         assert!(
-            fed.messages as usize <= len / 6 + 1,
+            fed.messages as usize <= len / shortest_frame + 1,
             "{fed:?} from {len} bytes"
         );
         out.data.extend_from_slice(&piece[..fed.data]);
@@ -88,9 +100,10 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let limits = limits(*selector);
-    let whole = run(wire, &limits, || usize::MAX);
+    let from_server = selector & 0x80 != 0;
+    let whole = run(wire, &limits, from_server, || usize::MAX);
     let mut state = u32::from(*seed) | 0x100;
-    let random = run(wire, &limits, || {
+    let random = run(wire, &limits, from_server, || {
         // xorshift32: sizes 1..=32, as varied as the seed makes them.
         state ^= state << 13;
         state ^= state >> 17;
@@ -98,6 +111,6 @@ fuzz_target!(|input: &[u8]| {
         (state % 32) as usize + 1
     });
     assert_eq!(whole, random, "whole vs pieces (seed {seed})");
-    let bytewise = run(wire, &limits, || 1);
+    let bytewise = run(wire, &limits, from_server, || 1);
     assert_eq!(whole, bytewise, "whole vs one byte at a time");
 });
