@@ -63,7 +63,7 @@ async fn connect_one(addr: &str) -> io::Result<Backend> {
     for sa in lookup_host(addr).await? {
         match TcpStream::connect(sa).await {
             Ok(stream) => {
-                socket_options::tune_backend(&stream)?;
+                socket_options::tune_backend(&stream, sa.ip())?;
                 return Ok(Backend { stream, addr: sa });
             }
             Err(e) => last = e,

@@ -72,8 +72,8 @@ where
         let (tcp, peer) = accept(&listener).await;
         // The connection's handshake deadline counts from here.
         let accepted = Instant::now();
-        if let Err(e) = socket_options::spread_client_keepalive(&tcp) {
-            warn!(error = %e, %peer, "could not set TCP_KEEPIDLE");
+        if let Err(e) = socket_options::tune_client(&tcp, peer.ip()) {
+            warn!(error = %e, %peer, "could not set the connection's keepalive");
         }
         let wanted = max_unsent_to_client(&shared);
         if wanted != max_unsent {

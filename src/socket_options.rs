@@ -3,10 +3,22 @@
 //! the kernel (`TCP_NOTSENT_LOWAT`).
 //!
 //! Client sockets take their options from the listener: Linux copies a listening socket's
-//! TCP options into every connection it accepts. Only the keepalive's first probe is set per
-//! connection (one system call), to spread it.
+//! TCP options into every connection it accepts. One option is set per connection (one
+//! system call): the keepalive's first probe, to spread it, or keepalive off for a peer on
+//! loopback.
+//!
+//! Keepalive probes find a peer host that vanished or a path that broke. A peer on
+//! loopback has neither: when its process ends, the kernel closes its socket. Such
+//! connections get no probes, because on loopback every probe and its answer pass
+//! through the kernel's per-CPU input backlog (`net.core.netdev_max_backlog`, 1,000
+//! packets). The kernel fires timers in batches (every timer due within the same 1-4 s
+//! slot, for timers a minute away), so ten thousand idle loopback connections send
+//! their probes in bursts larger than that queue; the probes are dropped again at every
+//! retry, and live connections are aborted as timed out (measured: 719 of 9,500 idle
+//! sessions in five minutes, `wsgate-bench --only soak-liveness` with pings off).
 
 use std::io;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -42,10 +54,20 @@ fn spread_idle() -> Duration {
     KEEPALIVE_IDLE + Duration::from_secs(turn)
 }
 
-/// A backend connection: no Nagle, keepalive whose first probe is spread (see
+/// Whether a connection to `peer` gets keepalive probes: not on loopback (see the module
+/// documentation).
+pub fn probes(peer: IpAddr) -> bool {
+    !peer.to_canonical().is_loopback()
+}
+
+/// A connection we opened to `peer` (a backend, or a gateway for `wsgate client`): no
+/// Nagle, and unless `peer` is on loopback, keepalive whose first probe is spread (see
 /// [`KEEPALIVE_SPREAD_SECS`]).
-pub fn tune_backend(stream: &TcpStream) -> io::Result<()> {
+pub fn tune_backend(stream: &TcpStream, peer: IpAddr) -> io::Result<()> {
     stream.set_nodelay(true)?;
+    if !probes(peer) {
+        return Ok(());
+    }
     SockRef::from(stream).set_tcp_keepalive(&keepalive(spread_idle()))
 }
 
@@ -61,11 +83,15 @@ pub fn tune_listener(listener: &TcpListener, max_unsent: u32) -> io::Result<()> 
     set_max_unsent(listener, max_unsent)
 }
 
-/// An accepted client connection: its first keepalive probe spread like a backend's. The
-/// rest of its options came from the listener; the kernel completes a burst of handshakes
-/// before they are accepted, so only a per-connection setting can spread them.
-/// One system call: keepalive itself, its interval and count came from the listener.
-pub fn spread_client_keepalive(stream: &TcpStream) -> io::Result<()> {
+/// An accepted client connection from `peer`: its first keepalive probe spread like a
+/// backend's, or keepalive off if `peer` is on loopback. The rest of its options came from
+/// the listener; the kernel completes a burst of handshakes before they are accepted, so
+/// only a per-connection setting can spread them. One system call: keepalive itself, its
+/// interval and count came from the listener.
+pub fn tune_client(stream: &TcpStream, peer: IpAddr) -> io::Result<()> {
+    if !probes(peer) {
+        return SockRef::from(stream).set_keepalive(false);
+    }
     rustix::net::sockopt::set_tcp_keepidle(stream, spread_idle())?;
     Ok(())
 }
@@ -87,7 +113,8 @@ mod tests {
         for _ in 0..40 {
             let stream = TcpStream::connect(addr).await.unwrap();
             let _accepted = listener.accept().await.unwrap();
-            tune_backend(&stream).unwrap();
+            // A peer address off loopback, as a remote backend's would be.
+            tune_backend(&stream, "192.0.2.1".parse().unwrap()).unwrap();
             let idle = SockRef::from(&stream).tcp_keepalive_time().unwrap();
             let spread = Duration::from_secs(KEEPALIVE_SPREAD_SECS);
             assert!(
@@ -119,10 +146,34 @@ mod tests {
         assert_eq!(socket.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
         assert_eq!(socket.tcp_keepalive_retries().unwrap(), KEEPALIVE_RETRIES);
         assert_eq!(socket.tcp_notsent_lowat().unwrap(), 96 * 1024);
-        spread_client_keepalive(&accepted).unwrap();
+        tune_client(&accepted, "192.0.2.1".parse().unwrap()).unwrap();
         let idle = socket.tcp_keepalive_time().unwrap();
         assert!(idle >= KEEPALIVE_IDLE && idle < KEEPALIVE_IDLE + Duration::from_secs(30));
         assert!(socket.keepalive().unwrap(), "still on");
         assert_eq!(socket.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
+    }
+
+    #[tokio::test]
+    async fn loopback_connections_get_no_keepalive_probes() {
+        for loopback in ["127.0.0.1", "127.3.2.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(!probes(loopback.parse().unwrap()), "{loopback}");
+        }
+        for remote in ["10.0.0.1", "192.0.2.1", "2001:db8::1", "::ffff:10.0.0.1"] {
+            assert!(probes(remote.parse().unwrap()), "{remote}");
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        tune_listener(&listener, 96 * 1024).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let ours = TcpStream::connect(addr).await.unwrap();
+        let (accepted, peer) = listener.accept().await.unwrap();
+        tune_backend(&ours, addr.ip()).unwrap();
+        tune_client(&accepted, peer.ip()).unwrap();
+        assert!(!SockRef::from(&ours).keepalive().unwrap(), "backend side");
+        assert!(
+            !SockRef::from(&accepted).keepalive().unwrap(),
+            "client side"
+        );
+        assert!(SockRef::from(&ours).tcp_nodelay().unwrap());
+        assert!(SockRef::from(&accepted).tcp_nodelay().unwrap());
     }
 }

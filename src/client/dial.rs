@@ -99,10 +99,11 @@ pub async fn dial(plan: &TunnelPlan, url: &GatewayUrl) -> Result<Dialed, DialErr
             .await
             .map_err(DialError::Connect)?,
     };
-    // As the gateway's own sockets: no Nagle, keepalive probes spread in time, and at most
-    // `limits.max_unsent_to_client` unsent in the kernel, so our pings, pongs and close
-    // never wait behind megabytes queued towards the gateway.
-    socket_options::tune_backend(&tcp).map_err(DialError::Connect)?;
+    // As the gateway's own sockets: no Nagle, keepalive probes spread in time (none to a
+    // peer on loopback), and at most `limits.max_unsent_to_client` unsent in the kernel,
+    // so our pings, pongs and close never wait behind megabytes queued towards the gateway.
+    let peer = tcp.peer_addr().map_err(DialError::Connect)?;
+    socket_options::tune_backend(&tcp, peer.ip()).map_err(DialError::Connect)?;
     SockRef::from(&tcp)
         .set_tcp_notsent_lowat(plan.max_unsent)
         .map_err(DialError::Connect)?;

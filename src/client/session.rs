@@ -57,8 +57,9 @@ pub async fn serve(
             return;
         }
     };
-    // No Nagle (request/response programs), keepalive: as the gateway's backend sockets.
-    let _ = socket_options::tune_backend(&local);
+    // No Nagle (request/response programs), keepalive unless on loopback: as the gateway's
+    // backend sockets.
+    let _ = socket_options::tune_backend(&local, peer.ip());
     tracing::debug!(
         local = %peer,
         url = %url,
