@@ -275,10 +275,18 @@ impl AsyncRead for ServerTlsStream {
             match this.step(Some(&mut *buf), None)? {
                 Step::Again => {}
                 Step::Closed => this.peer_closed = true,
-                Step::NeedBytes | Step::Traffic => {
-                    if buf.filled().len() > before {
+                Step::NeedBytes | Step::Traffic if buf.filled().len() > before => {
+                    // Records the socket already holds go in the same read while there
+                    // is room (never waiting: what was read so far is returned first).
+                    if !this.incoming.maybe_more() {
                         break;
                     }
+                    match this.incoming.poll_fill(&this.tcp, cx, MAX_RECORD) {
+                        Poll::Ready(Ok(n)) if n > 0 => {}
+                        _ => break,
+                    }
+                }
+                Step::NeedBytes | Step::Traffic => {
                     // Whatever rustls made meanwhile (a key update's answer) leaves now.
                     if let Poll::Ready(Err(e)) = this.outgoing.poll_send(&mut this.tcp, cx) {
                         return Poll::Ready(Err(e));

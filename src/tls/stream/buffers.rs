@@ -15,15 +15,20 @@ use tokio::net::TcpStream;
 use crate::pump::{poll_read_drained, pool};
 
 /// The largest record on the wire: 16 KiB of payload, 2 KiB of expansion (TLS 1.2) and
-/// the 5-byte header (rustls's own limit). The incoming buffer's size.
+/// the 5-byte header (rustls's own limit).
 pub const MAX_RECORD: usize = 16_384 + 2048 + 5;
+
+/// The incoming buffer's size: room for a partial record and a whole one behind it, so
+/// that a read takes whole records.
+const INCOMING_SIZE: usize = 2 * MAX_RECORD;
 
 /// While handshaking, rustls joins a handshake message that spans records (a client's
 /// certificate chain) in the incoming buffer, which may then grow to this.
 pub const MAX_HANDSHAKE_BUFFER: usize = 0xffff + MAX_RECORD;
 
-/// The most plaintext one write takes: four full records.
-pub const MAX_WRITE: usize = 4 * 16_384;
+/// The most plaintext one write takes: five full records, so that a 64 KiB message and
+/// its frame header go in one write.
+pub const MAX_WRITE: usize = 5 * 16_384;
 
 /// The outgoing buffer's size: [`MAX_WRITE`] in records, with room for their headers,
 /// nonces and tags (at most 29 bytes a record) and a key update message.
@@ -37,6 +42,8 @@ pub struct Incoming {
     buf: Option<Box<[u8]>>,
     start: usize,
     end: usize,
+    /// The last read filled all the room it had: the socket may hold more right now.
+    maybe_more: bool,
 }
 
 impl Incoming {
@@ -61,11 +68,16 @@ impl Incoming {
         self.buf.as_ref().map_or(0, |b| b.len())
     }
 
+    /// Whether the socket may hold more bytes without waiting (a short read drained it).
+    pub fn maybe_more(&self) -> bool {
+        self.maybe_more
+    }
+
     fn release(&mut self) {
         self.start = 0;
         self.end = 0;
         if let Some(buf) = self.buf.take() {
-            give_back(buf, MAX_RECORD);
+            give_back(buf, INCOMING_SIZE);
         }
     }
 
@@ -78,16 +90,19 @@ impl Incoming {
         cx: &mut Context<'_>,
         limit: usize,
     ) -> Poll<io::Result<usize>> {
-        let buf = self.buf.get_or_insert_with(|| pool::take(MAX_RECORD));
+        let buf = self.buf.get_or_insert_with(|| pool::take(INCOMING_SIZE));
+        if buf.len() - self.end < MAX_RECORD && self.start > 0 {
+            // What is left of the last read (part of a record) moves to the front.
+            buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
         if self.end == buf.len() {
-            if self.start > 0 {
-                buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            } else if buf.len() < limit {
+            // Full from the front, and rustls still waits for the rest of a message.
+            if buf.len() < limit {
                 let mut bigger = vec![0; (buf.len() * 2).min(limit)].into_boxed_slice();
                 bigger[..self.end].copy_from_slice(&buf[..self.end]);
-                give_back(std::mem::replace(buf, bigger), MAX_RECORD);
+                give_back(std::mem::replace(buf, bigger), INCOMING_SIZE);
             } else {
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -95,9 +110,11 @@ impl Incoming {
                 )));
             }
         }
+        let room = buf.len() - self.end;
         let read = poll_read_drained(tcp, cx, &mut buf[self.end..]);
         if let Poll::Ready(Ok(n)) = read {
             self.end += n;
+            self.maybe_more = n == room;
         }
         if self.start == self.end {
             self.release();
