@@ -12,13 +12,13 @@ use hyper::upgrade::{OnUpgrade, Parts, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
 use crate::error::SessionEnd;
 use crate::generation::{RoutePlan, Shared};
 use crate::metrics::RouteMetrics;
 use crate::pump::{ClientStream, Http2Stream, Outcome, Pump, PumpConfig};
+use crate::tls::ServerTlsStream;
 
 /// Who and what a session connects, for its log line.
 pub struct SessionInfo {
@@ -83,7 +83,7 @@ where
     match upgraded.downcast::<TokioIo<TcpStream>>() {
         Ok(parts) => Either::Left(unwrapped(parts, backend, cfg, metrics).run(stopping)),
         Err(upgraded) => {
-            let boxed: BoxedPump<'s> = match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
+            let boxed: BoxedPump<'s> = match upgraded.downcast::<TokioIo<ServerTlsStream>>() {
                 Ok(parts) => Box::pin(unwrapped(parts, backend, cfg, metrics).run(stopping)),
                 Err(upgraded) => {
                     let client = Http2Stream::new(TokioIo::new(upgraded), info.transport.clone());

@@ -106,13 +106,12 @@ pub async fn serve_connection(
         }
         Ok(Transport::Tls(stream)) => {
             shared.metrics.tls_handshake_completed();
-            let (tcp, tls_state) = stream.get_ref();
-            let h2 = tls_state.alpn_protocol() == Some(b"h2");
+            let h2 = stream.alpn_protocol() == Some(b"h2");
             let ends = Endpoints {
                 client,
                 local,
                 identity: tls::client_identity(&stream),
-                transport: http2_transport(h2, tcp),
+                transport: http2_transport(h2, stream.tcp()),
             };
             http.serve(*stream, ends).await;
         }

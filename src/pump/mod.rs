@@ -8,7 +8,7 @@
 
 mod downstream;
 mod liveness;
-mod pool;
+pub(crate) mod pool;
 mod session_state;
 mod socket;
 mod splice;
@@ -33,6 +33,7 @@ use crate::tcp_info;
 use downstream::Downstream;
 use liveness::{Evidence, LivenessTimer, Tick};
 use session_state::SessionState;
+pub(crate) use socket::poll_read_drained;
 pub use socket::{ClientStream, Http2Stream};
 use throttle::Throttle;
 use upstream::Upstream;

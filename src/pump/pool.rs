@@ -1,9 +1,10 @@
 //! Read buffers, lent to a session only while bytes are moving. A session takes one when a
 //! socket has data for it and gives it back as soon as that data has been written on, so an
 //! idle session holds no buffer at all, and a busy one holds at most one per direction.
-//! Each worker thread keeps a few spare buffers of each size in use (the client read size
-//! and the backend read size plus header room), so a steady stream of reads does not
-//! allocate.
+//! wss:// connections borrow their TLS record buffers here the same way
+//! ([`crate::tls::ServerTlsStream`]). Each worker thread keeps a few spare buffers of each
+//! size in use (the client read size, the backend read size plus header room, and the TLS
+//! record buffers), so a steady stream of reads does not allocate.
 
 use std::cell::RefCell;
 

@@ -19,7 +19,8 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
+
+use crate::tls::ServerTlsStream;
 
 /// The client side of a session: plain TCP, TLS, or anything else hyper upgraded (HTTP/2).
 pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
@@ -46,9 +47,9 @@ impl ClientStream for TcpStream {
     }
 }
 
-impl ClientStream for TlsStream<TcpStream> {
+impl ClientStream for ServerTlsStream {
     fn transport(&self) -> Option<BorrowedFd<'_>> {
-        Some(self.get_ref().0.as_fd())
+        Some(self.tcp().as_fd())
     }
 }
 

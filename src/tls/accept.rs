@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
+use super::stream::{self, ServerTlsStream};
+
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 /// The first byte of a TLS record carrying a handshake message.
@@ -18,7 +18,7 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 /// The connection after the TLS step.
 pub enum Transport {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<ServerTlsStream>),
 }
 
 /// Names from a verified client certificate: its subject CNs and DNS SANs.
@@ -51,8 +51,7 @@ pub async fn accept(
                 Ok(_) => {}
             }
         }
-        let stream = TlsAcceptor::from(server.clone())
-            .accept(tcp)
+        let stream = stream::accept(tcp, server.clone())
             .await
             .map_err(AcceptError::Handshake)?;
         Ok(Transport::Tls(Box::new(stream)))
@@ -63,8 +62,8 @@ pub async fn accept(
 }
 
 /// The verified client certificate's names, if the client presented one.
-pub fn client_identity(stream: &TlsStream<TcpStream>) -> Option<ClientIdentity> {
-    let leaf = stream.get_ref().1.peer_certificates()?.first()?;
+pub fn client_identity(stream: &ServerTlsStream) -> Option<ClientIdentity> {
+    let leaf = stream.peer_certificates()?.first()?;
     let (_, cert) = X509Certificate::from_der(leaf).ok()?;
     let mut names: Vec<String> = cert
         .subject()

@@ -1,10 +1,12 @@
 //! wss://: the rustls server configuration built from `tls` (certificates by SNI, client
-//! certificates, TLS 1.2 and 1.3 only), and the TLS side of accepting a connection. The
+//! certificates, TLS 1.2 and 1.3 only), the TLS side of accepting a connection, and the
+//! server's TLS stream itself ([`ServerTlsStream`]). The
 //! configuration is part of each config generation, so a reload (or a changed certificate
 //! file) applies to new connections while open ones keep theirs.
 
 mod accept;
 pub(crate) mod certs;
+mod stream;
 
 use std::sync::Arc;
 
@@ -14,6 +16,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ServerConfig, version};
 
 pub use accept::{ClientIdentity, Transport, accept, client_identity};
+pub use stream::ServerTlsStream;
 
 use crate::config::{ConfigError, Tls};
 
