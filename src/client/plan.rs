@@ -11,8 +11,7 @@ use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 
 use super::handshake::RequestExtras;
-use crate::config::{Config, ConfigError, GatewayUrl, MessageType, Reconnect, Tunnel};
-use crate::frame::FrameLimits;
+use crate::config::{Config, ConfigError, GatewayUrl, Reconnect, Tunnel};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::pump::PumpConfig;
 use crate::tls::certs::load_chain;
@@ -73,32 +72,10 @@ impl TunnelPlan {
             proxy: t.proxy.clone(),
             connect_timeout: t.connect_timeout,
             reconnect: t.reconnect.clone(),
-            pump: pump_config(cfg),
+            pump: PumpConfig::client_role(cfg),
             max_unsent: u32::try_from(cfg.limits.max_unsent_to_client.0).unwrap_or(u32::MAX),
             metrics: metrics.route(t.label()),
         })
-    }
-}
-
-/// The server's pump settings, from the client's side: the limits apply to what the
-/// gateway sends, liveness to the gateway.
-fn pump_config(cfg: &Config) -> PumpConfig {
-    let l = &cfg.limits;
-    PumpConfig {
-        message_type: MessageType::Binary,
-        limits: FrameLimits {
-            max_frame: l.max_frame_size.0,
-            max_message: l.max_message_size.0,
-            accept_text: true,
-        },
-        read_buffer_size: l.read_buffer_size.as_usize(),
-        backend_read_size: l.backend_read_size.as_usize(),
-        ping_interval: cfg.liveness.ping_interval,
-        pong_timeout: cfg.liveness.pong_timeout,
-        idle_timeout: cfg.liveness.idle_timeout,
-        close_timeout: cfg.liveness.close_timeout,
-        max_bytes_per_second: l.max_bytes_per_second.map(|b| b.0),
-        client_role: true,
     }
 }
 

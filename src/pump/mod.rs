@@ -61,13 +61,29 @@ pub struct PumpConfig {
 
 impl PumpConfig {
     pub fn new(cfg: &Config, route: &Route) -> Self {
+        Self::from_config(cfg, route.message_type, route.accept_text, false)
+    }
+
+    /// `wsgate client`'s sessions: the same limits and liveness from the client's side
+    /// (they apply to what the gateway sends, and to the gateway), binary messages out,
+    /// text accepted in, our frames masked.
+    pub fn client_role(cfg: &Config) -> Self {
+        Self::from_config(cfg, MessageType::Binary, true, true)
+    }
+
+    fn from_config(
+        cfg: &Config,
+        message_type: MessageType,
+        accept_text: bool,
+        client_role: bool,
+    ) -> Self {
         let l = &cfg.limits;
         Self {
-            message_type: route.message_type,
+            message_type,
             limits: FrameLimits {
                 max_frame: l.max_frame_size.0,
                 max_message: l.max_message_size.0,
-                accept_text: route.accept_text,
+                accept_text,
             },
             read_buffer_size: l.read_buffer_size.as_usize(),
             backend_read_size: l.backend_read_size.as_usize(),
@@ -76,7 +92,7 @@ impl PumpConfig {
             idle_timeout: cfg.liveness.idle_timeout,
             close_timeout: cfg.liveness.close_timeout,
             max_bytes_per_second: l.max_bytes_per_second.map(|b| b.0),
-            client_role: false,
+            client_role,
         }
     }
 

@@ -177,51 +177,51 @@ impl Outgoing {
         &mut self,
         record: &mut EncodeTlsData<'_, ServerConnectionData>,
     ) -> io::Result<()> {
-        let mut need = 1;
-        loop {
-            match record.encode(self.room(need)) {
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(());
-                }
-                Err(EncodeError::InsufficientSize(s)) if s.required_size > need => {
-                    need = s.required_size;
-                }
-                Err(e) => return Err(io::Error::other(e)),
-            }
-        }
+        self.append(
+            1,
+            |room| record.encode(room),
+            |e| match e {
+                EncodeError::InsufficientSize(s) => Some(s.required_size),
+                _ => None,
+            },
+        )
     }
 
     /// Adds `data`, encrypted.
     pub fn encrypt(&mut self, traffic: &mut Traffic<'_>, data: &[u8]) -> io::Result<()> {
-        let mut need = data.len() + 64;
-        loop {
-            match traffic.encrypt(data, self.room(need)) {
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(());
-                }
-                Err(EncryptError::InsufficientSize(s)) if s.required_size > need => {
-                    need = s.required_size;
-                }
-                Err(e) => return Err(io::Error::other(e)),
-            }
-        }
+        self.append(
+            data.len() + 64,
+            |room| traffic.encrypt(data, room),
+            encrypt_needs,
+        )
     }
 
     /// Adds a close_notify alert.
     pub fn close_notify(&mut self, traffic: &mut Traffic<'_>) -> io::Result<()> {
-        let mut need = 64;
+        self.append(64, |room| traffic.queue_close_notify(room), encrypt_needs)
+    }
+
+    /// Adds what `write` puts in the room behind the held bytes: first `need` bytes of
+    /// room, then as much as `required` reads from its error that it needs.
+    fn append<E>(
+        &mut self,
+        mut need: usize,
+        mut write: impl FnMut(&mut [u8]) -> Result<usize, E>,
+        required: impl Fn(&E) -> Option<usize>,
+    ) -> io::Result<()>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         loop {
-            match traffic.queue_close_notify(self.room(need)) {
+            match write(self.room(need)) {
                 Ok(n) => {
                     self.end += n;
                     return Ok(());
                 }
-                Err(EncryptError::InsufficientSize(s)) if s.required_size > need => {
-                    need = s.required_size;
-                }
-                Err(e) => return Err(io::Error::other(e)),
+                Err(e) => match required(&e) {
+                    Some(size) if size > need => need = size,
+                    _ => return Err(io::Error::other(e)),
+                },
             }
         }
     }
@@ -260,6 +260,14 @@ impl Outgoing {
         if let Some(buf) = self.buf.take() {
             give_back(buf, OUTGOING_SIZE);
         }
+    }
+}
+
+/// The room an encryption said it lacked.
+fn encrypt_needs(e: &EncryptError) -> Option<usize> {
+    match e {
+        EncryptError::InsufficientSize(s) => Some(s.required_size),
+        _ => None,
     }
 }
 
