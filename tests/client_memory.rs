@@ -58,18 +58,7 @@ async fn stalled(pushed: &AtomicU64) -> u64 {
 
 /// Reads all `TOTAL` bytes from `r`, checking each.
 async fn read_all(r: &mut (impl AsyncRead + Unpin)) {
-    let mut got = 0u64;
-    let mut buf = vec![0u8; 256 * 1024];
-    timeout(Duration::from_secs(300), async {
-        while got < TOTAL {
-            let n = r.read(&mut buf).await.unwrap();
-            assert!(n > 0, "EOF after {got} bytes");
-            check_pattern(7, got, &buf[..n]);
-            got += n as u64;
-        }
-    })
-    .await
-    .expect("transfer did not finish");
+    read_pattern(r, TOTAL, 7, Duration::from_secs(300)).await;
 }
 
 fn assert_small(what: &str, pid: u32, baseline: u64, stalled_at: u64) {

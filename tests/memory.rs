@@ -11,7 +11,6 @@ use std::time::Duration;
 use common::process::{raise_fd_limit, start_listening};
 use common::*;
 use futures_util::SinkExt;
-use tokio::io::AsyncReadExt;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -88,19 +87,7 @@ async fn slow_backend_holds_back_the_client_without_growing_gateway_memory() {
     );
 
     // Now the backend reads everything, checking each byte.
-    let mut got = 0u64;
-    let mut buf = vec![0u8; 256 * 1024];
-    timeout(Duration::from_secs(300), async {
-        while got < TOTAL {
-            let n = sock.read(&mut buf).await.unwrap();
-            assert!(n > 0, "backend saw EOF after {got} bytes");
-            check_pattern(5, got, &buf[..n]);
-            got += n as u64;
-        }
-    })
-    .await
-    .expect("transfer did not finish");
-    assert_eq!(got, TOTAL);
+    read_pattern(&mut sock, TOTAL, 5, Duration::from_secs(300)).await;
     let ws = timeout(PATIENCE, client).await.unwrap().unwrap();
     let after = rss_bytes(pid).saturating_sub(baseline);
     eprintln!("rss growth after the transfer: {after} B");

@@ -171,17 +171,10 @@ impl Middle {
             }
         };
         let stderr = child.stderr.take();
-        let pid = child.id();
         // Owned from here: dropping it kills HAProxy and removes its directory.
-        let mut middle = Self {
-            child,
-            pid,
-            addr,
-            admin: None,
-            log: GatewayLog::default(),
-            _stdin: None,
-            workdir: Some(dir),
-        };
+        let mut middle = Self::adopt(child, addr);
+        middle.workdir = Some(dir);
+        let pid = middle.pid;
         let stderr = stderr
             .context("stderr is piped")
             .map_err(HaproxyStart::Failed)?;

@@ -368,6 +368,29 @@ pub fn check_pattern(seed: u64, offset: u64, got: &[u8]) {
     }
 }
 
+/// Reads `total` bytes from `r`, each checked against `pattern(seed, ..)`, within
+/// `patience`.
+pub async fn read_pattern(
+    r: &mut (impl tokio::io::AsyncRead + Unpin),
+    total: u64,
+    seed: u64,
+    patience: Duration,
+) {
+    use tokio::io::AsyncReadExt;
+    let mut got = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    tokio::time::timeout(patience, async {
+        while got < total {
+            let n = r.read(&mut buf).await.unwrap();
+            assert!(n > 0, "EOF after {got} bytes");
+            check_pattern(seed, got, &buf[..n]);
+            got += n as u64;
+        }
+    })
+    .await
+    .expect("transfer did not finish");
+}
+
 /// Completes the upgrade by hand and returns the socket, past the 101 response head.
 pub async fn raw_upgrade(gw: &Gateway) -> TcpStream {
     let mut sock = TcpStream::connect(gw.addr).await.unwrap();

@@ -33,12 +33,19 @@ fn run(
     cuts: &[usize],
     limits: &FrameLimits,
 ) -> (Vec<u8>, u32, Option<Stop>, FrameReader) {
-    let mut reader = FrameReader::default();
+    feed_cut(FrameReader::default(), wire, cuts, limits)
+}
+
+/// Feeds `wire` to `reader` in pieces cut at `cuts`, as the session's read loop does.
+fn feed_cut(
+    mut reader: FrameReader,
+    wire: &[u8],
+    cuts: &[usize],
+    limits: &FrameLimits,
+) -> (Vec<u8>, u32, Option<Stop>, FrameReader) {
     let (mut out, mut messages) = (Vec::new(), 0);
-    let mut bounds = cuts.to_vec();
-    bounds.push(wire.len());
     let mut start = 0;
-    for end in bounds {
+    for end in cuts.iter().copied().chain([wire.len()]) {
         let mut piece = wire[start..end].to_vec();
         start = end;
         let fed = reader.feed(&mut piece, limits);
@@ -164,20 +171,7 @@ fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
 
 /// As [`run`], with a reader of server frames.
 fn run_server(wire: &[u8], cuts: &[usize]) -> (Vec<u8>, u32, Option<Stop>, FrameReader) {
-    let mut reader = FrameReader::from_server();
-    let (mut out, mut messages) = (Vec::new(), 0);
-    let mut start = 0;
-    for end in cuts.iter().copied().chain([wire.len()]) {
-        let mut piece = wire[start..end].to_vec();
-        start = end;
-        let fed = reader.feed(&mut piece, &LIMITS);
-        out.extend_from_slice(&piece[..fed.data]);
-        messages += fed.messages;
-        if fed.stop.is_some() {
-            return (out, messages, fed.stop, reader);
-        }
-    }
-    (out, messages, None, reader)
+    feed_cut(FrameReader::from_server(), wire, cuts, &LIMITS)
 }
 
 #[test]
