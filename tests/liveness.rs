@@ -352,3 +352,47 @@ async fn a_client_cut_silently_is_found_within_ping_interval_and_pong_timeout() 
     assert_eq!(pong_timeouts(&gw.metrics().await), 1.0);
     gw.shut_down().await.unwrap();
 }
+
+/// The kernel's view of the TCP connections matching an `ss` filter (`-o`: with timers).
+fn sockets_matching(filter: &[&str]) -> String {
+    let out = std::process::Command::new("ss")
+        .args(["-tnoH", "state", "established"])
+        .args(filter)
+        .output()
+        .expect("ss (iproute2) is installed by .ci/run");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Both of a session's connections on loopback (client and backend) carry no keepalive
+/// timer: a loopback peer cannot vanish unseen, and thousands of idle loopback sockets
+/// probing in the kernel's timer batches overflowed its input backlog (the liveness soak).
+#[tokio::test]
+async fn loopback_connections_carry_no_keepalive_probes() {
+    let backend = Backend::bind().await;
+    let gw = spawn_gateway(config_for(backend.addr)).await;
+    let mut client = raw_upgrade(&gw).await;
+    let mut backend_side = backend.accept().await;
+    // One echo each way, so the session is fully open before the kernel is asked.
+    client
+        .write_all(&wire::client_frame(0x82, b"hi"))
+        .await
+        .unwrap();
+    let mut got = [0u8; 2];
+    timeout(PATIENCE, backend_side.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&got, b"hi");
+
+    let towards_client = sockets_matching(&["src", &gw.addr.to_string()]);
+    let towards_backend = sockets_matching(&["dst", &backend.addr.to_string()]);
+    for (what, lines) in [("client", &towards_client), ("backend", &towards_backend)] {
+        assert!(!lines.trim().is_empty(), "no {what} socket seen");
+        assert!(
+            !lines.contains("keepalive"),
+            "the gateway's {what} socket has a keepalive timer: {lines}"
+        );
+    }
+    drop(client);
+    gw.shut_down().await.unwrap();
+}
